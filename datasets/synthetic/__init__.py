@@ -1,0 +1,1 @@
+"""Procedural multimodal indoor scenes: the quick suite's data and every test's."""
