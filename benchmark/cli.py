@@ -1,2 +1,128 @@
-def main():
-    print("hi")
+"""The `asymfusion` command line. Every verb validates params.yaml before doing any work.
+
+    asymfusion config show quick-asymfusion-s0     # the resolved configuration of one run
+    asymfusion config list --suite quick           # run names
+    asymfusion prepare synthetic                   # render the procedural scenes (params.yaml `synthetic:`)
+    asymfusion show synth-seg --n 8 --out grid.png # a grid of every modality and the labels
+
+Exit codes: 0 success, 1 runtime failure (e.g. a bad data file), 2 invalid configuration or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from asymfusion.benchmark.config import ConfigError, Params, list_runs, load_params, resolve_run
+from asymfusion.datasets.formats import DataFormatError
+
+
+def _params(args: argparse.Namespace) -> Params:
+    return load_params(args.params)
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    run = resolve_run(_params(args), args.run)
+    text = yaml.safe_dump(run.to_dict(), sort_keys=False)
+    print(f"# run {run.run}  params-hash {run.params_hash()}\n{text}", end="")
+    return 0
+
+
+def cmd_config_list(args: argparse.Namespace) -> int:
+    params = _params(args)
+    if args.suite is not None and args.suite not in params.suites:
+        raise ConfigError(f"unknown suite {args.suite!r}; allowed: {', '.join(params.suites)}")
+    print("\n".join(list_runs(params, args.suite)))
+    return 0
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    params = _params(args)
+    print(f"{args.params}: valid ({len(params.experiments)} experiments, {len(list_runs(params))} runs)")
+    return 0
+
+
+def cmd_prepare_synthetic(args: argparse.Namespace) -> int:
+    from asymfusion.datasets.synthetic import render_dataset
+
+    params = _params(args)
+    render = params.synthetic
+    overrides = {k: getattr(args, k) for k in ("size", "n_train", "n_val", "views_per_scene", "seed")}
+    render = render.model_validate({**render.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+    out = Path(args.out) if args.out else params.data_dir() / "synthetic"
+    summary = render_dataset(out, **render.model_dump(), workers=args.workers, progress=not args.quiet)
+    print(f"wrote {out}: {summary}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from asymfusion.datasets.show import show_grid
+
+    params = _params(args)
+    if args.dataset not in params.datasets:
+        raise ConfigError(f"unknown dataset {args.dataset!r}; allowed: {', '.join(params.datasets)}")
+    root = Path(args.root) if args.root else params.dataset_root(args.dataset)
+    out = show_grid(params.datasets[args.dataset], root, Path(args.out), n=args.n, split=args.split,
+                    title=f"{args.dataset} ({args.split})")
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asymfusion", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="the params file to read (default: params.yaml)")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    config = verbs.add_parser("config", help="inspect and validate params.yaml")
+    config_verbs = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = config_verbs.add_parser("show", help="print the resolved configuration of one run as YAML")
+    p.add_argument("run", help="run name <experiment>-s<seed> (or an experiment name: its first seed)")
+    p.set_defaults(func=cmd_config_show)
+    p = config_verbs.add_parser("list", help="list run names")
+    p.add_argument("--suite", default=None, help="only runs of this suite (a name under `suites:`)")
+    p.set_defaults(func=cmd_config_list)
+    p = config_verbs.add_parser("validate", help="validate params.yaml and exit 0, or exit 2 naming every error")
+    p.set_defaults(func=cmd_config_validate)
+
+    prepare = verbs.add_parser("prepare", help="write a dataset in the on-disk layout the loaders read")
+    prepare_sources = prepare.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    p = prepare_sources.add_parser("synthetic", help="render the procedural scenes (both layouts)")
+    p.add_argument("--out", default=None, help="output folder (default: <data dir>/synthetic)")
+    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: params synthetic.size)")
+    p.add_argument("--n-train", type=int, default=None, help="training views (default: params synthetic.n_train)")
+    p.add_argument("--n-val", type=int, default=None, help="validation views (default: params synthetic.n_val)")
+    p.add_argument("--views-per-scene", type=int, default=None, help="camera poses per room")
+    p.add_argument("--seed", type=int, default=None, help="scene seed (default: params synthetic.seed)")
+    p.add_argument("--workers", type=int, default=1, choices=range(1, 33), metavar="{1..32}",
+                   help="render processes (the files do not depend on it)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_prepare_synthetic)
+
+    p = verbs.add_parser("show", help="write a PNG grid of every modality and the labels of a few samples")
+    p.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")
+    p.add_argument("--n", type=int, default=8, choices=range(1, 65), metavar="{1..64}", help="samples (rows)")
+    p.add_argument("--split", default="train", choices=["train", "val"], help="which split list to read")
+    p.add_argument("--root", default=None, help="read this folder instead of the dataset's configured root")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    except (DataFormatError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

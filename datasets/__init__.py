@@ -1,1 +1,39 @@
-"""datasets"""
+"""Datasets: fetch, prepare, on-disk formats, loaders and the procedural renderer (`import asymfusion.datasets`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from asymfusion.datasets.config import DataConfig, DatasetConfig, TransformConfig
+from asymfusion.datasets.formats import DataFormatError
+from asymfusion.datasets.segmentation import SegmentationDataset
+from asymfusion.datasets.translation import TranslationDataset
+
+__all__ = [
+    "DataConfig",
+    "DataFormatError",
+    "DatasetConfig",
+    "SegmentationDataset",
+    "TranslationDataset",
+    "build_dataset",
+]
+
+
+def build_dataset(
+    dataset: DatasetConfig,
+    root: str | Path,
+    data: DataConfig,
+    split: str,
+    *,
+    augment: bool,
+    seed: int = 0,
+) -> Dataset:
+    """The loader for `dataset`'s task over `root/<split>.txt`; `augment` picks train or val transforms."""
+    transform: TransformConfig = data.train_transforms if augment else data.val_transforms
+    if dataset.task == "segmentation":
+        assert dataset.num_classes is not None
+        return SegmentationDataset(root, split, data.modalities, dataset.num_classes, transform, seed=seed)
+    assert data.target is not None
+    return TranslationDataset(root, split, data.modalities, data.target, transform, seed=seed)

@@ -1,0 +1,308 @@
+"""params.yaml -> validated, resolved run configurations (DESIGN.md §3).
+
+Everything is validated before any work starts: an unknown key, a wrong type or a value outside its choices raises
+`ConfigError` whose message names the dotted key path, the bad value and the allowed values; the CLI turns it into
+exit code 2. A *run* is one experiment with one seed, named `<experiment>-s<seed>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from asymfusion.datasets.config import (
+    MODALITY_CHANNELS,
+    DataConfig,
+    DatasetConfig,
+    RenderConfig,
+    Strict,
+    check_data_against_dataset,
+)
+
+DATA_ENV = "ASYMFUSION_DATA"
+RUN_RE = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
+
+
+class ConfigError(ValueError):
+    """params.yaml is invalid; the message says where and what is allowed."""
+
+
+class StageConfig(Strict):
+    """One stage of the official multi-stage SGD schedule (fresh optimiser per stage)."""
+
+    epochs: int = Field(ge=1, description="epochs in this stage")
+    lr_encoder: float = Field(gt=0, description="encoder learning rate in this stage")
+    lr_decoder: float = Field(gt=0, description="decoder (and head) learning rate in this stage")
+
+
+class OptimiserConfig(Strict):
+    name: Literal["sgd", "adam"] = Field("sgd", description="sgd: segmentation protocol; adam: CEN translation")
+    lr_encoder: float = Field(5e-4, gt=0, description="encoder learning rate (single-stage schedules)")
+    lr_decoder: float = Field(3e-3, gt=0, description="decoder/head learning rate (single-stage schedules)")
+    lr_ensemble: float = Field(1e-2, gt=0, description="learning rate of the ensemble logits alpha")
+    lr_discriminator: float = Field(2e-4, gt=0, description="PatchGAN learning rate (translation)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(1e-5, ge=0, description="L2 weight decay")
+    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas (CEN: 0.5, 0.999)")
+    schedule: Literal["constant", "poly", "multistage"] = Field(
+        "poly", description="constant LR, poly decay (power 0.9), or the official stages with fresh optimisers"
+    )
+    poly_power: float = Field(0.9, gt=0, description="exponent of the poly schedule")
+    stages: list[StageConfig] | None = Field(None, description="stages of the multistage schedule")
+
+    @model_validator(mode="after")
+    def _stages_for_multistage(self) -> "OptimiserConfig":
+        if self.schedule == "multistage" and not self.stages:
+            raise ValueError("schedule 'multistage' needs a non-empty stages list")
+        if self.schedule != "multistage" and self.stages:
+            raise ValueError(f"stages apply to schedule 'multistage' only, not {self.schedule!r}")
+        return self
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, ge=1, description="total epochs (multistage: must equal the stages' sum)")
+    device: Literal["cpu", "cuda", "auto"] = Field("auto", description="auto picks cuda when available")
+    amp: Literal["off", "bf16", "fp16"] = Field("off", description="CUDA automatic mixed precision")
+    channels_last: bool = Field(False, description="channels_last memory format (CUDA)")
+    deterministic: bool = Field(False, description="torch.use_deterministic_algorithms(True)")
+    threads: int | None = Field(None, ge=1, le=256, description="torch intra-op threads (None: torch default)")
+    l1_weight: float = Field(100.0, ge=0, description="translation: weight of L1 beside the GAN loss")
+    eval_every: int = Field(1, ge=1, description="validate every N epochs")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap steps per epoch (smoke tests)")
+
+
+class ExperimentConfig(Strict):
+    """One experiment of params.yaml: a method on a dataset with a recipe, trained once per seed."""
+
+    suite: str = Field(description="name of an entry under `suites:`")
+    data: DataConfig
+    model: dict[str, Any] = Field(description="model section (asymfusion.models.ModelConfig minus data-derived keys)")
+    optimiser: OptimiserConfig = OptimiserConfig()
+    train: TrainConfig = TrainConfig()
+    seeds: list[int] | None = Field(None, description="seeds to run (default: the suite's)")
+
+
+class SuiteConfig(Strict):
+    description: str = ""
+    seeds: list[int] = Field([0], min_length=1, description="seeds every experiment of the suite runs with")
+    results: str = Field(description="folder of the suite's outputs, e.g. results/quick")
+
+
+class PathsConfig(Strict):
+    data: str = Field("data", description=f"data directory (the {DATA_ENV} environment variable overrides)")
+    checkpoints: str = Field("checkpoints", description="checkpoint directory (DVC cache, not git)")
+
+
+class Params(Strict):
+    """The whole params.yaml."""
+
+    paths: PathsConfig = PathsConfig()
+    synthetic: RenderConfig = Field(RenderConfig(), description="procedural renderer arguments")
+    datasets: dict[str, DatasetConfig]
+    suites: dict[str, SuiteConfig]
+    experiments: dict[str, ExperimentConfig] = {}
+    source: Path | None = Field(None, exclude=True)
+
+    def data_dir(self) -> Path:
+        return Path(os.environ.get(DATA_ENV) or self.paths.data)
+
+    def dataset_root(self, name: str) -> Path:
+        root = Path(self.datasets[name].root)
+        return root if root.is_absolute() else self.data_dir() / root
+
+
+class RunConfig(BaseModel):
+    """A fully resolved run: everything a trainer needs, nothing left to look up."""
+
+    model_config = {"frozen": True, "arbitrary_types_allowed": True}
+
+    run: str
+    experiment: str
+    seed: int
+    suite: str
+    results_dir: Path
+    dataset_name: str
+    dataset: DatasetConfig
+    dataset_root: Path
+    data: DataConfig
+    model: Any  # asymfusion.models.ModelConfig
+    optimiser: OptimiserConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json", exclude={"model"})
+        out["model"] = self.model.model_dump(mode="json")
+        return out
+
+    def params_hash(self) -> str:
+        """Hash of everything that changes what a run computes (not where it writes)."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("run", "results_dir", "dataset_root")}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading and resolution
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Parse and validate params.yaml, including every experiment's resolution (so errors surface at once)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    # Top-level keys starting with "_" only hold YAML anchors (shared recipe pieces); they are not sections.
+    raw = {k: v for k, v in raw.items() if not str(k).startswith("_")}
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, Params, str(path))) from None
+    params = params.model_copy(update={"source": path})
+    for name, exp in params.experiments.items():
+        if exp.suite not in params.suites:
+            raise ConfigError(_bad(path, f"experiments.{name}.suite", exp.suite, list(params.suites)))
+        if exp.data.dataset not in params.datasets:
+            raise ConfigError(_bad(path, f"experiments.{name}.data.dataset", exp.data.dataset, list(params.datasets)))
+        try:
+            check_data_against_dataset(exp.data, params.datasets[exp.data.dataset])
+        except ValueError as exc:
+            raise ConfigError(f"{path}: experiments.{name}.data: {exc}") from None
+        _build_model_config(params, name, path)
+    return params
+
+
+def list_runs(params: Params, suite: str | None = None) -> list[str]:
+    """Every run name (`<experiment>-s<seed>`), optionally of one suite."""
+    runs = []
+    for name, exp in params.experiments.items():
+        if suite is None or exp.suite == suite:
+            runs += [f"{name}-s{seed}" for seed in (exp.seeds or params.suites[exp.suite].seeds)]
+    return runs
+
+
+def resolve_run(params: Params, run: str) -> RunConfig:
+    """`quick-asymfusion-s1` -> RunConfig; a bare experiment name means its first seed."""
+    match = RUN_RE.match(run)
+    if run in params.experiments:
+        experiment, seed = run, None
+    elif match and match["experiment"] in params.experiments:
+        experiment, seed = match["experiment"], int(match["seed"])
+    else:
+        known = ", ".join(list_runs(params)) or "(none)"
+        raise ConfigError(f"unknown run {run!r}: expected <experiment>-s<seed>, one of: {known}")
+    exp = params.experiments[experiment]
+    suite = params.suites[exp.suite]
+    seeds = exp.seeds or suite.seeds
+    if seed is None:
+        seed = seeds[0]
+    elif seed not in seeds:
+        raise ConfigError(f"run {run!r}: seed {seed} is not among the experiment's seeds {seeds}")
+    return RunConfig(
+        run=f"{experiment}-s{seed}",
+        experiment=experiment,
+        seed=seed,
+        suite=exp.suite,
+        results_dir=Path(suite.results),
+        dataset_name=exp.data.dataset,
+        dataset=params.datasets[exp.data.dataset],
+        dataset_root=params.dataset_root(exp.data.dataset),
+        data=exp.data,
+        model=_build_model_config(params, experiment, params.source),
+        optimiser=exp.optimiser,
+        train=exp.train,
+    )
+
+
+def _build_model_config(params: Params, experiment: str, path: Path | None) -> Any:
+    """The model section plus the keys the data decides (task, modalities, channels, classes)."""
+    from asymfusion.models import ModelConfig
+
+    exp = params.experiments[experiment]
+    dataset = params.datasets[exp.data.dataset]
+    derived = {"task", "modalities", "in_channels", "num_classes", "out_channels"}
+    clash = derived & set(exp.model)
+    where = f"experiments.{experiment}.model"
+    if clash:
+        raise ConfigError(
+            f"{path}: {where}: {', '.join(sorted(clash))} are derived from the data section; remove them"
+        )
+    channels = MODALITY_CHANNELS[dataset.task]
+    section = dict(exp.model)
+    section.update(
+        task=dataset.task,
+        modalities=list(exp.data.modalities),
+        in_channels={m: channels[m] for m in exp.data.modalities},
+    )
+    if dataset.task == "segmentation":
+        section["num_classes"] = dataset.num_classes
+    else:
+        section["out_channels"] = channels[exp.data.target]
+    try:
+        return ModelConfig.model_validate(section)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, ModelConfig, f"{path}: {where}")) from None
+
+
+def _bad(path: Path, key: str, value: Any, allowed: list[str]) -> str:
+    return f"{path}: {key}: {value!r} is not defined; allowed: {', '.join(allowed) or '(none)'}"
+
+
+def format_validation_error(exc: ValidationError, root: type[BaseModel], prefix: str) -> str:
+    """Pydantic errors as `prefix: dotted.path: problem (got VALUE; allowed: ...)`, one per line."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            allowed = _fields_at(root, err["loc"][:-1])
+            msg = f"unknown key (allowed: {', '.join(allowed)})" if allowed else "unknown key"
+        elif "input" in err and err["type"] not in ("missing",):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"{prefix}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _fields_at(root: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model found by following `loc` from `root` (through dicts and lists)."""
+    import typing
+
+    annotation: Any = root
+    for part in loc:
+        annotation = _unwrap_model(annotation)
+        if annotation is None:
+            return []
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        else:
+            args = typing.get_args(annotation)
+            annotation = args[-1] if args else None
+    model = _unwrap_model(annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    """Optional[X] -> X; leaves containers alone."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation

@@ -1,0 +1,116 @@
+"""Configuration schema of the data side: named datasets and an experiment's data section.
+
+The datasets package owns its schema so that a loader never reads params.yaml; `benchmark.config` composes these
+models into an experiment.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Task = Literal["segmentation", "translation"]
+Source = Literal["synthetic", "nyudv2", "cityscapes", "taskonomy"]
+
+# Modalities each task's loader understands, and their channel counts as the loader returns them.
+SEGMENTATION_MODALITIES: dict[str, int] = {"rgb": 3, "depth": 1}
+TRANSLATION_MODALITIES: dict[str, int] = {
+    "rgb": 3,
+    "normal": 3,
+    "reshading": 1,
+    "depth_zbuffer": 1,
+    "depth_euclidean": 1,
+    "edge_texture": 1,
+    "edge_occlusion": 1,
+    "principal_curvature": 3,
+}
+MODALITY_CHANNELS = {"segmentation": SEGMENTATION_MODALITIES, "translation": TRANSLATION_MODALITIES}
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RenderConfig(Strict):
+    """Arguments of the procedural renderer; it writes both layouts under `<data>/synthetic/`."""
+
+    size: int = Field(64, ge=16, le=1024, description="square image side in pixels")
+    n_train: int = Field(600, ge=1, description="training views")
+    n_val: int = Field(200, ge=1, description="validation views (from scenes disjoint from training)")
+    views_per_scene: int = Field(2, ge=1, le=16, description="camera poses rendered per random room")
+    seed: int = Field(0, ge=0, description="scene seed; same seed and sizes give byte-identical files")
+
+
+class DatasetConfig(Strict):
+    """One dataset on disk, in the layout of DESIGN.md §7."""
+
+    source: Source = Field(description="where the files come from (fetch/prepare recipe)")
+    task: Task = Field(description="which loader reads the layout")
+    root: str = Field(description="folder of the layout, relative to the data directory (or absolute)")
+    num_classes: int | None = Field(None, ge=2, le=255, description="segmentation classes (ids 0..K-1, 255 ignore)")
+    class_names: list[str] | None = Field(None, description="names for tables and plots; defaults to class ids")
+
+    @model_validator(mode="after")
+    def _check_task_fields(self) -> "DatasetConfig":
+        if self.task == "segmentation" and self.num_classes is None:
+            raise ValueError("a segmentation dataset needs num_classes")
+        if self.class_names is not None and self.num_classes is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names but num_classes is {self.num_classes}")
+        return self
+
+
+class TransformConfig(Strict):
+    """Joint geometric transforms, applied identically to every modality and the target."""
+
+    resize: int | None = Field(None, ge=8, description="resize the shorter side to this many pixels first")
+    scale: tuple[float, float] | None = Field(None, description="random rescale factor range, e.g. [0.5, 2.0]")
+    crop: int | None = Field(None, ge=8, description="random square crop (padding first where smaller)")
+    hflip: bool = Field(False, description="random horizontal flip with probability 0.5")
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> "TransformConfig":
+        if self.scale is not None and not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"scale must be [low, high] with 0 < low <= high, got {list(self.scale)}")
+        return self
+
+
+class DataConfig(Strict):
+    """An experiment's data section: which dataset, which inputs, how batches are made."""
+
+    dataset: str = Field(description="name of an entry under `datasets:`")
+    modalities: list[str] = Field(min_length=1, description="input modalities, in branch order")
+    target: str | None = Field(None, description="translation target domain (segmentation: the mask)")
+    batch_size: int = Field(8, ge=1, description="training batch per process")
+    val_batch_size: int = Field(8, ge=1, description="evaluation batch per process")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
+    train_transforms: TransformConfig = TransformConfig()
+    val_transforms: TransformConfig = TransformConfig()
+    blank_fill: Literal["zeros", "mean"] = Field(
+        "zeros", description="what a blanked modality is replaced with in missing-modality evaluation"
+    )
+
+    @model_validator(mode="after")
+    def _unique_modalities(self) -> "DataConfig":
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"modalities must be distinct, got {self.modalities}")
+        return self
+
+
+def check_data_against_dataset(data: DataConfig, dataset: DatasetConfig) -> None:
+    """Cross-section checks (modalities the loader knows, a target where the task needs one)."""
+    known = MODALITY_CHANNELS[dataset.task]
+    for m in data.modalities:
+        if m not in known:
+            raise ValueError(f"modality {m!r} is not one of the {dataset.task} modalities: {', '.join(known)}")
+    if dataset.task == "translation":
+        if data.target is None:
+            raise ValueError(f"a translation experiment needs a target domain, one of: {', '.join(known)}")
+        if data.target not in known:
+            raise ValueError(f"target {data.target!r} is not one of: {', '.join(known)}")
+        if data.target in data.modalities:
+            raise ValueError(f"target {data.target!r} is also an input modality")
+    elif data.target is not None:
+        raise ValueError("target applies to translation only (segmentation targets are the masks)")

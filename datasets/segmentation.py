@@ -1,0 +1,109 @@
+"""The segmentation loader: one class for NYUDv2, Cityscapes and the procedural scenes (DESIGN.md §7 layout).
+
+Per-modality normalisation follows the official AsymFusion/CEN code: RGB uses ImageNet mean/std; depth PNGs are
+multiplied by 1/5000, i.e. the network sees metres, with 0 where the sensor had no measurement.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from asymfusion.datasets.config import SEGMENTATION_MODALITIES, TransformConfig
+from asymfusion.datasets.formats import DEPTH_SCALE, IGNORE_INDEX, DataFormatError, read_list, read_png
+from asymfusion.datasets.transforms import NEAREST_KEYS, JointTransform, sample_generator
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+COLUMN = {"rgb": 0, "target": 1, "depth": 2}
+
+
+class SegmentationDataset(Dataset):
+    """`<root>/<split>.txt` rows `rgb<TAB>mask<TAB>depth` -> `{"rgb": [3,H,W], "depth": [1,H,W], "target": [H,W]}`."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        modalities: Sequence[str],
+        num_classes: int,
+        transform: TransformConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.modalities = list(modalities)
+        unknown = [m for m in self.modalities if m not in SEGMENTATION_MODALITIES]
+        if unknown:
+            raise ValueError(f"unknown segmentation modalities {unknown}; allowed: {', '.join(SEGMENTATION_MODALITIES)}")
+        self.num_classes = num_classes
+        self.seed = seed
+        self.epoch = 0
+        list_path = self.root / f"{split}.txt"
+        self.rows = read_list(list_path)
+        needed = 1 + max(COLUMN[m] for m in [*self.modalities, "target"])
+        for n, row in enumerate(self.rows, 1):
+            if len(row) < needed:
+                raise DataFormatError(
+                    f"{list_path}:{n}: expected {needed} tab-separated columns (rgb, mask, depth), got {len(row)}"
+                )
+        self.transform = JointTransform(transform, nearest_keys=NEAREST_KEYS | {"target"}) if transform else None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation depends on (seed, epoch, index): call once per epoch, as with DistributedSampler."""
+        self.epoch = epoch
+
+    def path(self, index: int, key: str) -> Path:
+        return self.root / self.rows[index][COLUMN[key]]
+
+    def load_raw(self, index: int) -> dict[str, np.ndarray]:
+        """Decoded arrays in physical units: rgb uint8 HxWx3, depth float32 metres, target uint8 HxW."""
+        out: dict[str, np.ndarray] = {}
+        for key in [*self.modalities, "target"]:
+            path = self.path(index, key)
+            array = read_png(path)
+            if key == "rgb":
+                if array.ndim == 2:
+                    array = np.repeat(array[..., None], 3, axis=2)
+                if array.dtype != np.uint8 or array.shape[2] != 3:
+                    raise DataFormatError(f"{path}: expected an 8-bit RGB image, got {array.dtype} {array.shape}")
+            elif key == "depth":
+                if array.ndim != 2 or array.dtype != np.uint16:
+                    raise DataFormatError(f"{path}: expected a single-channel uint16 depth PNG, got {array.dtype} {array.shape}")
+                array = array.astype(np.float32) / DEPTH_SCALE
+            else:
+                if array.ndim != 2:
+                    raise DataFormatError(f"{path}: expected a single-channel label PNG, got shape {array.shape}")
+                bad = np.unique(array[(array >= self.num_classes) & (array != IGNORE_INDEX)])
+                if bad.size:
+                    raise DataFormatError(
+                        f"{path}: label values {bad[:10].tolist()} are outside 0..{self.num_classes - 1} "
+                        f"(and {IGNORE_INDEX} = ignore)"
+                    )
+                array = array.astype(np.uint8)
+            out[key] = array
+        shapes = {k: v.shape[:2] for k, v in out.items()}
+        if len(set(shapes.values())) != 1:
+            detail = ", ".join(f"{self.path(index, k)} {s[1]}x{s[0]}" for k, s in shapes.items())
+            raise DataFormatError(f"modalities of one sample differ in size: {detail}")
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        raw = self.load_raw(index)
+        sample: dict[str, torch.Tensor] = {}
+        if "rgb" in raw:
+            rgb = (raw["rgb"].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+            sample["rgb"] = torch.from_numpy(rgb.transpose(2, 0, 1).copy())
+        if "depth" in raw:
+            sample["depth"] = torch.from_numpy(raw["depth"])[None]
+        sample["target"] = torch.from_numpy(raw["target"].astype(np.int64))
+        if self.transform is not None:
+            sample = self.transform(sample, sample_generator(self.seed, self.epoch, index))
+        return sample
