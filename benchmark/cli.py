@@ -4,6 +4,8 @@
     asymfusion config list --suite quick           # run names
     asymfusion prepare synthetic                   # render the procedural scenes (params.yaml `synthetic:`)
     asymfusion show synth-seg --n 8 --out grid.png # a grid of every modality and the labels
+    asymfusion train quick-asymfusion-s0           # train (resumes automatically)
+    asymfusion evaluate quick-asymfusion-s0        # metrics JSON, robustness, qualitative grid
 
 Exit codes: 0 success, 1 runtime failure (e.g. a bad data file), 2 invalid configuration or arguments.
 """
@@ -17,6 +19,8 @@ from pathlib import Path
 import yaml
 
 from asymfusion.benchmark.config import ConfigError, Params, list_runs, load_params, resolve_run
+from asymfusion.benchmark.checkpoint import ResumeMismatch
+from asymfusion.benchmark.errors import NonFiniteLoss
 from asymfusion.datasets.formats import DataFormatError
 
 
@@ -42,6 +46,28 @@ def cmd_config_list(args: argparse.Namespace) -> int:
 def cmd_config_validate(args: argparse.Namespace) -> int:
     params = _params(args)
     print(f"{args.params}: valid ({len(params.experiments)} experiments, {len(list_runs(params))} runs)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.train import train_run
+
+    cfg = resolve_run(_params(args), args.run)
+    history = train_run(cfg, restart=args.restart, progress=not args.no_progress)
+    last = history[-1] if history else {}
+    print(f"{cfg.run}: trained {len(history)} epochs; checkpoints in {cfg.checkpoint_dir}; "
+          + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k.startswith("val_ensemble_")))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.evaluate import evaluate_run
+
+    cfg = resolve_run(_params(args), args.run)
+    record = evaluate_run(cfg, checkpoint=f"{args.checkpoint}.pt")
+    ensemble = record["metrics"]["ensemble"]
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in ensemble.items() if isinstance(v, float))
+    print(f"{cfg.run}: {summary}; wrote {cfg.results_dir / 'metrics' / (cfg.run + '.json')}")
     return 0
 
 
@@ -88,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = config_verbs.add_parser("validate", help="validate params.yaml and exit 0, or exit 2 naming every error")
     p.set_defaults(func=cmd_config_validate)
 
+    p = verbs.add_parser("train", help="train one run (resumes automatically from its last checkpoint)")
+    p.add_argument("run", help="run name <experiment>-s<seed> (see `asymfusion config list`)")
+    p.add_argument("--restart", action="store_true",
+                   help="start over even if a checkpoint exists (the old checkpoints are moved aside, not deleted)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the log file is still written)")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("evaluate", help="evaluate a trained run and write results/<suite>/metrics/<run>.json")
+    p.add_argument("run", help="run name <experiment>-s<seed>")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="which checkpoint to evaluate (best: by validation metric during training)")
+    p.set_defaults(func=cmd_evaluate)
+
     prepare = verbs.add_parser("prepare", help="write a dataset in the on-disk layout the loaders read")
     prepare_sources = prepare.add_subparsers(dest="source", required=True, metavar="SOURCE")
     p = prepare_sources.add_parser("synthetic", help="render the procedural scenes (both layouts)")
@@ -119,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: invalid configuration\n{exc}", file=sys.stderr)
         return 2
-    except (DataFormatError, FileNotFoundError) as exc:
+    except ResumeMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (DataFormatError, FileNotFoundError, NonFiniteLoss) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -78,6 +78,18 @@ class TrainConfig(Strict):
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap steps per epoch (smoke tests)")
 
 
+class EvalConfig(Strict):
+    flip: bool = Field(False, description="also average predictions over a horizontal flip (segmentation)")
+    scales: list[float] = Field([1.0], min_length=1, description="test-time scales averaged (paper: single scale 1.0)")
+    blank: Literal["zeros", "mean"] = Field(
+        "zeros", description="missing-modality robustness: replace a modality by zeros or by its dataset mean"
+    )
+    grid_samples: int = Field(4, ge=0, le=32, description="validation samples in the qualitative grid")
+    fid_kid: bool = Field(True, description="translation: FID/KID when the Inception weights file exists")
+    kid_subsets: int = Field(50, ge=1, description="KID subsets (CEN: 50)")
+    kid_subset_size: int = Field(1000, ge=2, description="KID subset size, capped at the sample count (CEN)")
+
+
 class ExperimentConfig(Strict):
     """One experiment of params.yaml: a method on a dataset with a recipe, trained once per seed."""
 
@@ -86,7 +98,18 @@ class ExperimentConfig(Strict):
     model: dict[str, Any] = Field(description="model section (asymfusion.models.ModelConfig minus data-derived keys)")
     optimiser: OptimiserConfig = OptimiserConfig()
     train: TrainConfig = TrainConfig()
+    evaluate: EvalConfig = EvalConfig()
     seeds: list[int] | None = Field(None, description="seeds to run (default: the suite's)")
+
+    @model_validator(mode="after")
+    def _stages_cover_epochs(self) -> "ExperimentConfig":
+        stages = self.optimiser.stages
+        if self.optimiser.schedule == "multistage" and stages and sum(s.epochs for s in stages) != self.train.epochs:
+            raise ValueError(
+                f"train.epochs ({self.train.epochs}) must equal the sum of optimiser.stages epochs "
+                f"({sum(s.epochs for s in stages)})"
+            )
+        return self
 
 
 class SuiteConfig(Strict):
@@ -98,6 +121,10 @@ class SuiteConfig(Strict):
 class PathsConfig(Strict):
     data: str = Field("data", description=f"data directory (the {DATA_ENV} environment variable overrides)")
     checkpoints: str = Field("checkpoints", description="checkpoint directory (DVC cache, not git)")
+    inception_weights: str = Field(
+        "weights/weights-inception-2015-12-05-6726825d.pth",
+        description="FID/KID Inception weights, relative to the data directory (`asymfusion fetch inception`)",
+    )
 
 
 class Params(Strict):
@@ -113,9 +140,12 @@ class Params(Strict):
     def data_dir(self) -> Path:
         return Path(os.environ.get(DATA_ENV) or self.paths.data)
 
+    def data_path(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.data_dir() / path
+
     def dataset_root(self, name: str) -> Path:
-        root = Path(self.datasets[name].root)
-        return root if root.is_absolute() else self.data_dir() / root
+        return self.data_path(self.datasets[name].root)
 
 
 class RunConfig(BaseModel):
@@ -128,6 +158,8 @@ class RunConfig(BaseModel):
     seed: int
     suite: str
     results_dir: Path
+    checkpoint_dir: Path
+    inception_weights: Path
     dataset_name: str
     dataset: DatasetConfig
     dataset_root: Path
@@ -135,6 +167,7 @@ class RunConfig(BaseModel):
     model: Any  # asymfusion.models.ModelConfig
     optimiser: OptimiserConfig
     train: TrainConfig
+    evaluate: EvalConfig
 
     def to_dict(self) -> dict[str, Any]:
         out = self.model_dump(mode="json", exclude={"model"})
@@ -143,7 +176,15 @@ class RunConfig(BaseModel):
 
     def params_hash(self) -> str:
         """Hash of everything that changes what a run computes (not where it writes)."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("run", "results_dir", "dataset_root")}
+        return self._hash(exclude=())
+
+    def train_hash(self) -> str:
+        """Like params_hash, minus evaluation options: changing those must not invalidate a checkpoint."""
+        return self._hash(exclude=("evaluate",))
+
+    def _hash(self, exclude: tuple[str, ...]) -> str:
+        location = ("run", "results_dir", "checkpoint_dir", "dataset_root", "inception_weights")
+        payload = {k: v for k, v in self.to_dict().items() if k not in location + exclude}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -214,6 +255,8 @@ def resolve_run(params: Params, run: str) -> RunConfig:
         seed=seed,
         suite=exp.suite,
         results_dir=Path(suite.results),
+        checkpoint_dir=Path(params.paths.checkpoints) / exp.suite / f"{experiment}-s{seed}",
+        inception_weights=params.data_path(params.paths.inception_weights),
         dataset_name=exp.data.dataset,
         dataset=params.datasets[exp.data.dataset],
         dataset_root=params.dataset_root(exp.data.dataset),
@@ -221,6 +264,7 @@ def resolve_run(params: Params, run: str) -> RunConfig:
         model=_build_model_config(params, experiment, params.source),
         optimiser=exp.optimiser,
         train=exp.train,
+        evaluate=exp.evaluate,
     )
 
 

@@ -88,9 +88,6 @@ class DataConfig(Strict):
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
     train_transforms: TransformConfig = TransformConfig()
     val_transforms: TransformConfig = TransformConfig()
-    blank_fill: Literal["zeros", "mean"] = Field(
-        "zeros", description="what a blanked modality is replaced with in missing-modality evaluation"
-    )
 
     @model_validator(mode="after")
     def _unique_modalities(self) -> "DataConfig":

@@ -25,10 +25,10 @@ from asymfusion.datasets.synthetic.textures import evaluate_texture
 
 RENDERER_VERSION = "1.0"
 SUPERSAMPLE = 2
-# uint16 scale of the Taskonomy edge PNGs: float edge value x scale (typical per-image maxima ~1e4, like the real
-# data that CEN normalises by 11355 / 11584)
-EDGE_TEXTURE_SCALE = 8000.0
-EDGE_OCCLUSION_SCALE = 20000.0
+# uint16 scale of the Taskonomy edge PNGs (PNG value = float edge value x scale): at size 64 the 95th percentile of
+# per-image maxima is ~1.1e4, the order of the real data's (CEN divides by fixed maxima 11355 / 11584)
+EDGE_TEXTURE_SCALE = 4000.0
+EDGE_OCCLUSION_SCALE = 17000.0
 TRANSLATION_OUT_DOMAINS = ("rgb", "normal", "reshading", "depth_zbuffer", "depth_euclidean", "edge_texture",
                            "edge_occlusion")
 
@@ -137,7 +137,7 @@ def render_view(seed: int, index: int, size: int, *, views_per_scene: int = 2) -
     normal = (n_world[c] @ cam.rotation).reshape(size, size, 3)
     prim = hits.prim[c].reshape(size, size)
     jump = _occlusion_jumps(depth, normal, prim, ray0)
-    edge_occ = ndimage.gaussian_filter(jump, sigma=max(0.7, size / 128))
+    edge_occ = ndimage.gaussian_filter(np.hypot(*np.gradient(np.log(depth))), sigma=max(0.7, size / 128))
     # appearance from the sub-pixel rays
     a = slice(npx, None)
     grey, tinted = raycast.lambert(scene, hits.point[a], n_world[a])
@@ -150,7 +150,7 @@ def render_view(seed: int, index: int, size: int, *, views_per_scene: int = 2) -
     exposure = np.clip(0.85 / max(np.percentile(lum, 97), 1e-3), 0.6, 2.5) * rng.uniform(0.85, 1.1)
     rgb = radiance * exposure
     sigma = rng.uniform(0.004, 0.02)
-    rgb = rgb + rng.normal(0.0, 1.0, rgb.shape) * (sigma + 0.02 * np.sqrt(np.clip(rgb, 0, 1)))
+    rgb = rgb + rng.normal(0.0, 1.0, rgb.shape) * (sigma + 0.012 * np.sqrt(np.clip(rgb, 0, 1)))
     rgb = np.clip(rgb, 0.0, 1.0)
     alb_lum = alb @ np.array([0.299, 0.587, 0.114])
     edge_tex = np.hypot(ndimage.sobel(alb_lum, axis=0), ndimage.sobel(alb_lum, axis=1))
@@ -223,7 +223,6 @@ def _render_and_write(job: tuple[Path, int, int, int, int, int, int]) -> int:
     formats.write_png(seg / mask_path, data["labels"])
     formats.write_png(seg / depth_path, formats.encode_depth(data["depth"]))
     enc = encode_translation(data)
-    enc["rgb"] = rgb8
     for domain, array in enc.items():
         formats.write_png(out / "translation" / formats.taskonomy_name(scene, view, domain), array)
     return frame
@@ -287,7 +286,8 @@ def render_dataset(
                       "seed": seed},
         "counts": counts,
         "encodings": {
-            "segmentation": {"rgb": "RGB8", "masks": "uint8 class id", "depth": f"uint16 metres x {formats.DEPTH_SCALE:g}"},
+            "segmentation": {"rgb": "RGB8", "masks": "uint8 class id (255 never written)",
+                             "depth": f"uint16 metres x {formats.DEPTH_SCALE:g}"},
             "translation": {
                 "rgb": "RGB8",
                 "normal": "RGB8 round((n * 0.5 + 0.5) * 255), camera frame x right, y down, z forward",

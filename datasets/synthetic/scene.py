@@ -163,8 +163,8 @@ def sample_scene(seed: int, scene: int) -> Scene:
         footprints.append((c[0] - h[0], c[0] + h[0], c[2] - h[2], c[2] + h[2]))
     # panels: thin plates on a wall; windows: flush decals on a wall
     for name in ("panel", "window"):
-        for _ in range(int(rng.integers(0, 3))):
-            face, width = int(rng.integers(2, 6)), rng.uniform(0.6, 1.6)
+        for _ in range(int(rng.integers(1, 4))):
+            face, width = int(rng.integers(2, 6)), rng.uniform(0.7, 1.8)
             a = place_on_wall(face, width)
             if a is None:
                 continue
@@ -215,8 +215,8 @@ def sample_scene(seed: int, scene: int) -> Scene:
                 objects.append(Primitive("cylinder", CLASS_ID[name], sample_texture(family, rng),
                                          (spot[0], tall / 2, spot[1]), (r, tall / 2, r)))
     # rug: flush decal on the floor (may lie under furniture)
-    if rng.random() < 0.85:
-        rw, rd = rng.uniform(1.2, 2.6), rng.uniform(0.9, 2.0)
+    for _ in range(int(rng.choice(3, p=[0.1, 0.6, 0.3]))):
+        rw, rd = rng.uniform(1.4, 3.0), rng.uniform(1.0, 2.4)
         x0, z0 = rng.uniform(0.3, max(0.31, W - 0.3 - rw)), rng.uniform(0.3, max(0.31, D - 0.3 - rd))
         decals.append(Decal(CLASS_ID["rug"], 0, (x0, x0 + rw, z0, z0 + rd), sample_texture("B", rng)))
     # lights below the ceiling, outside every footprint
@@ -250,11 +250,13 @@ def sample_camera(scene: Scene, seed: int, scene_index: int, view: int) -> Camer
     W, D, H = scene.width, scene.depth, scene.height
     feet = [(o.center[0], o.center[2], max(o.size[0], o.size[2]) * (1.42 if o.kind == "box" else 1.0))
             for o in scene.objects]
-    pos = np.array([W / 2, 1.4, D / 2])
-    for _ in range(50):
+    pos, best = np.array([W / 2, 1.4, D / 2]), -np.inf
+    for _ in range(100):  # first candidate 0.4 m clear of every footprint, else the clearest one
         p = np.array([rng.uniform(0.5, W - 0.5), rng.uniform(1.0, 1.8), rng.uniform(0.5, D - 0.5)])
-        if all(np.hypot(p[0] - x, p[2] - z) > r + 0.4 for x, z, r in feet):
-            pos = p
+        clearance = min((np.hypot(p[0] - x, p[2] - z) - r for x, z, r in feet), default=np.inf)
+        if clearance > best:
+            pos, best = p, clearance
+        if clearance > 0.4:
             break
     target = None
     for _ in range(30):

@@ -1,1 +1,32 @@
-"""models/fusion"""
+"""Fusion methods: one class per file in this folder, registered by name (see registry.py).
+
+Every module here is imported on first use of the registry, so a new method needs only its file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from .registry import get_fusion, list_fusions, register_fusion
+
+_NOT_METHODS = {"registry", "base", "ops"}
+_discovered = False
+
+
+def discover_methods() -> None:
+    """Import all method modules of this package once (their @register_fusion decorators fill the registry)."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True  # set first: a method module may itself use the registry while importing
+    try:
+        for info in pkgutil.iter_modules(__path__):
+            if info.name not in _NOT_METHODS and not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")
+    except BaseException:
+        _discovered = False
+        raise
+
+
+__all__ = ["register_fusion", "list_fusions", "get_fusion", "discover_methods"]

@@ -1,0 +1,99 @@
+"""Training objectives and optimisers of the two protocols. Nothing here knows which fusion method it trains.
+
+- Segmentation (official AsymFusion/CEN): cross-entropy, ignore index 255, summed over every branch and the
+  ensemble; SGD with separate encoder / decoder (and ensemble) learning rates; poly decay or the official stages
+  with a fresh optimiser per stage.
+- Translation (CEN): Adam (2e-4, betas 0.5/0.999) for generator and PatchGAN; generator loss = BCE adversarial +
+  `l1_weight` x L1, over every branch and the ensemble.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from asymfusion.benchmark.config import OptimiserConfig
+from asymfusion.datasets.formats import IGNORE_INDEX
+
+
+def segmentation_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    return sum(F.cross_entropy(out.float(), target, ignore_index=IGNORE_INDEX) for out in outputs.values())
+
+
+def conditional_input(batch: dict[str, torch.Tensor], modalities: list[str]) -> torch.Tensor:
+    """The discriminator's condition: every input modality, concatenated along channels."""
+    return torch.cat([batch[m] for m in modalities], dim=1)
+
+
+def generator_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, condition: torch.Tensor,
+                   discriminator: nn.Module, l1_weight: float) -> torch.Tensor:
+    total = torch.zeros((), device=target.device)
+    for out in outputs.values():
+        logits = discriminator(torch.cat([condition, out], dim=1))
+        adversarial = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        total = total + adversarial + l1_weight * F.l1_loss(out, target)
+    return total
+
+
+def discriminator_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, condition: torch.Tensor,
+                       discriminator: nn.Module) -> torch.Tensor:
+    real = discriminator(torch.cat([condition, target], dim=1))
+    loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+    fakes = [discriminator(torch.cat([condition, out.detach()], dim=1)) for out in outputs.values()]
+    loss = loss + sum(F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)) for f in fakes) / len(fakes)
+    return 0.5 * loss
+
+
+class Schedule:
+    """Which learning rates apply at (epoch, step); knows the stage boundaries of the multistage schedule."""
+
+    def __init__(self, cfg: OptimiserConfig, epochs: int, steps_per_epoch: int) -> None:
+        self.cfg = cfg
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.stage_starts = [0]
+        if cfg.schedule == "multistage":
+            assert cfg.stages
+            for stage in cfg.stages[:-1]:
+                self.stage_starts.append(self.stage_starts[-1] + stage.epochs)
+
+    def stage(self, epoch: int) -> int:
+        return max(i for i, start in enumerate(self.stage_starts) if start <= epoch)
+
+    def starts_stage(self, epoch: int) -> bool:
+        return epoch in self.stage_starts
+
+    def base_lrs(self, epoch: int) -> tuple[float, float]:
+        if self.cfg.schedule == "multistage":
+            s = self.cfg.stages[self.stage(epoch)]  # type: ignore[index]
+            return s.lr_encoder, s.lr_decoder
+        return self.cfg.lr_encoder, self.cfg.lr_decoder
+
+    def scheduler(self, optimiser: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """Per-iteration poly decay over the whole run (torch's PolynomialLR); None for constant LRs."""
+        if self.cfg.schedule != "poly":
+            return None
+        return torch.optim.lr_scheduler.PolynomialLR(
+            optimiser, total_iters=self.epochs * self.steps_per_epoch, power=self.cfg.poly_power
+        )
+
+
+def _groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    core = model.module if hasattr(model, "module") else model
+    return {k: [p for p in v if p.requires_grad] for k, v in core.param_groups().items()}
+
+
+def make_model_optimiser(cfg: OptimiserConfig, model: nn.Module, lr_encoder: float,
+                         lr_decoder: float) -> torch.optim.Optimizer:
+    """SGD or Adam over the model's encoder / decoder / ensemble groups, each with its own learning rate."""
+    lrs = {"encoder": lr_encoder, "decoder": lr_decoder, "ensemble": cfg.lr_ensemble}
+    groups = [{"params": params, "lr": lrs[name], "name": name}
+              for name, params in _groups(model).items() if params]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr_decoder, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(groups, lr=lr_decoder, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def make_discriminator_optimiser(cfg: OptimiserConfig, discriminator: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_discriminator, betas=cfg.betas)

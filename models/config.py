@@ -1,0 +1,121 @@
+"""The model section of an experiment: everything `build_model` needs, validated up front.
+
+The experiment resolver fills `task`, `modalities`, `in_channels`, `num_classes` / `out_channels` from the dataset
+section; users write the rest in params.yaml. Method-specific options live under `fusion` and are checked against
+the chosen method's own Options model, so a typo fails at config time rather than half-way through a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class RefineNetOptions(BaseModel):
+    """Segmentation decoder: the RefineNet of the official AsymFusion/CEN code (light-weight-refinenet lineage)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(256, ge=1, description="Channels of the refinement paths; the deepest path uses 2*width "
+                       "(official: 256, i.e. 512 on the layer4 path).")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout on the two deepest encoder features and before "
+                           "the classifier (official: 0.5).")
+
+
+class GeneratorOptions(BaseModel):
+    """Translation generator: the pix2pix U-Net of the CEN protocol."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_channels: int = Field(64, ge=1, description="Channels of the first encoder level (ngf; official 64); "
+                               "level i has base_channels * min(2**(i-1), 8).")
+    depth: int = Field(8, ge=2, description="Encoder levels, each halving the resolution; inputs need H, W divisible "
+                       "by 2**depth (official: 8 for 256 px).")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout in the innermost decoder levels (official 0.5).")
+    dropout_levels: int = Field(3, ge=0, description="How many innermost decoder levels use dropout (official 3).")
+    track_running_stats: bool = Field(True, description="InstanceNorm keeps running statistics and uses them in eval "
+                                      "mode, as the CEN code does.")
+
+
+class DiscriminatorOptions(BaseModel):
+    """Translation discriminator: the conditional PatchGAN of the CEN protocol."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_channels: int = Field(64, ge=1, description="Channels of the first layer (ndf; official 64).")
+    downsampling: int = Field(3, ge=1, description="Stride-2 layers before the two stride-1 layers (official 3).")
+
+
+class ModelConfig(BaseModel):
+    """Everything needed to build one model. Field descriptions double as CLI/config help."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(description="Registered fusion method (see `list_fusions()`), e.g. asymfusion, msbn, early.")
+    task: Literal["segmentation", "translation"] = Field(description="Filled from the dataset section.")
+    modalities: list[str] = Field(min_length=1, description="Input modalities in stacking order (filled from the "
+                                  "dataset section).")
+    in_channels: dict[str, int] = Field(description="Channels per modality (filled from the dataset section).")
+    num_classes: int | None = Field(None, ge=1, description="Segmentation classes (segmentation only).")
+    out_channels: int | None = Field(None, ge=1, description="Output image channels (translation only).")
+    backbone: str = Field("resnet18", description="timm CNN name for the segmentation encoder (features_only).")
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra timm.create_model arguments, "
+                                            "e.g. {channels: [32, 64, 128, 256]}.")
+    stem_channels: int | None = Field(None, ge=1, description="Input channels of a shared stem; thinner inputs are "
+                                      "tiled (depth 1 -> 3). Default: the largest in_channels.")
+    pretrained: bool = Field(False, description="Load ImageNet weights into the encoder: from timm's cache, or from "
+                             "pretrained_file. Failing to load is an error, never silently skipped.")
+    pretrained_file: str | None = Field(None, description="Local weight file for the backbone (timm "
+                                        "pretrained_cfg_overlay file=...); implies nothing unless pretrained is true.")
+    norm: Literal["modality", "shared"] = Field("modality", description="Shared-encoder methods: one BatchNorm "
+                                               "(InstanceNorm for translation) per modality, or one shared (ablation).")
+    freeze_bn_stats: bool = Field(True, description="Keep encoder BN running statistics frozen while training (official "
+                                  "default; only affines learn). Turn off when training from scratch.")
+    fusion: dict[str, Any] = Field(default_factory=dict, description="Options of the chosen method; unknown keys are "
+                                   "rejected. Resolved to the full option set, defaults included.")
+    decoder: RefineNetOptions = Field(default_factory=RefineNetOptions, description="Segmentation decoder options.")
+    generator: GeneratorOptions = Field(default_factory=GeneratorOptions, description="Translation generator options.")
+    discriminator: DiscriminatorOptions = Field(default_factory=DiscriminatorOptions,
+                                                description="Translation discriminator options.")
+    execution: Literal["stacked", "loop"] = Field("stacked", description="stacked: modalities travel as one "
+                                                  "[M*B, C, H, W] batch; loop: every shared conv runs once per "
+                                                  "modality like the official code (same outputs; for benchmarks).")
+
+    @field_validator("method")
+    @classmethod
+    def _method_is_registered(cls, value: str) -> str:
+        from .fusion.registry import get_fusion
+
+        get_fusion(value)  # raises listing the registered names
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"modalities must be unique, got {self.modalities}")
+        if "ensemble" in self.modalities:
+            raise ValueError("'ensemble' is reserved for the fused output and cannot name a modality")
+        if set(self.in_channels) != set(self.modalities):
+            raise ValueError(f"in_channels keys {sorted(self.in_channels)} must match modalities {self.modalities}")
+        if self.stem_channels is not None and self.stem_channels < max(self.in_channels.values()):
+            raise ValueError(f"stem_channels={self.stem_channels} is thinner than the widest input {self.in_channels}")
+        if self.task == "segmentation" and self.num_classes is None:
+            raise ValueError("segmentation needs num_classes")
+        if self.task == "translation" and self.out_channels is None:
+            raise ValueError("translation needs out_channels")
+        if self.task == "translation" and self.pretrained:
+            raise ValueError("pretrained weights apply to timm encoders only; the translation U-Net trains from scratch")
+        from .fusion.registry import get_fusion
+
+        options_model = get_fusion(self.method).Options
+        unknown = sorted(set(self.fusion) - set(options_model.model_fields))
+        if unknown:
+            raise ValueError(f"fusion option(s) {unknown} not accepted by method {self.method!r}; "
+                             f"allowed: {sorted(options_model.model_fields)}")
+        self.fusion = options_model.model_validate(self.fusion).model_dump()
+        return self
+
+    def resolved_stem_channels(self) -> int:
+        """Channels the shared stem takes (thinner modalities are tiled up to it)."""
+        return self.stem_channels or max(self.in_channels.values())

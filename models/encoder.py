@@ -1,0 +1,127 @@
+"""Segmentation encoders over timm: any timm CNN through `features_only`, BatchNorms made modality-specific.
+
+The encoder returns the four features the decoder uses (strides 4, 8, 16, 32 = "stages" 1..4) and exposes where a
+fusion method can act: the last residual block of a ResNet-family stage, or a stage's output for everything else.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.models.resnet import BasicBlock, Bottleneck
+from torch import Tensor, nn
+
+from .norm import convert_batchnorm, replace_submodule
+
+STAGE_REDUCTIONS = (4, 8, 16, 32)
+
+
+def tile_channels(x: Tensor, channels: int) -> Tensor:
+    """Repeat channels up to `channels` (depth 1 -> 3, as the official code feeds depth to an RGB stem)."""
+    have = x.shape[1]
+    if have == channels:
+        return x
+    if have > channels:
+        raise ValueError(f"input has {have} channels but the stem takes {channels}")
+    return x.repeat(1, -(-channels // have), 1, 1)[:, :channels]
+
+
+def create_timm_features(backbone: str, in_chans: int, pretrained: bool = False, pretrained_file: str | None = None,
+                         **kwargs: Any) -> nn.Module:
+    """timm.create_model(features_only=True); pretrained weights come from timm's cache or a local file, or it fails."""
+    extra: dict[str, Any] = {}
+    if pretrained and pretrained_file is not None:
+        if not os.path.isfile(pretrained_file):
+            raise FileNotFoundError(f"pretrained_file {pretrained_file!r} for backbone {backbone!r} does not exist")
+        extra["pretrained_cfg_overlay"] = {"file": pretrained_file}
+    try:
+        return timm.create_model(backbone, features_only=True, in_chans=in_chans, pretrained=pretrained,
+                                 **extra, **kwargs)
+    except Exception as error:
+        if not pretrained:
+            raise
+        raise RuntimeError(f"could not load pretrained weights for {backbone!r} (timm cache / hub"
+                           f"{' / ' + pretrained_file if pretrained_file else ''}): {error}. Set pretrained_file to a "
+                           "local weight file, or pretrained: false.") from error
+
+
+class TimmEncoder(nn.Module):
+    """timm features_only backbone on stacks [M*B, C, H, W]; every BatchNorm becomes M BatchNorms."""
+
+    def __init__(self, backbone: str, in_chans: int, num_modalities: int, *, shared_norm: bool = False,
+                 freeze_bn_stats: bool = False, require_batchnorm: bool = True, pretrained: bool = False,
+                 pretrained_file: str | None = None, backbone_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.body = create_timm_features(backbone, in_chans, pretrained, pretrained_file, **(backbone_kwargs or {}))
+        info = self.body.feature_info
+        reductions = list(info.reduction())
+        missing = [r for r in STAGE_REDUCTIONS if r not in reductions]
+        if missing:
+            raise ValueError(f"backbone {backbone!r} has no features at stride(s) {missing} (has {reductions})")
+        self.level_indices = [reductions.index(r) for r in STAGE_REDUCTIONS]
+        self.channels = [info.channels()[i] for i in self.level_indices]
+        self._stage_names = [info.module_name()[i] for i in self.level_indices]
+        self.num_modalities = num_modalities
+        self.converted_norms = convert_batchnorm(self.body, num_modalities, shared_norm, freeze_bn_stats,
+                                                 required=require_batchnorm)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.body(x)
+        return [features[i] for i in self.level_indices]
+
+    def stage_module_name(self, stage: int) -> str:
+        """Attribute path in `body` of stage 1..4's output module (timm flattens 'stages.0' to 'stages_0')."""
+        name = self._stage_names[stage - 1]
+        for candidate in (name, name.replace(".", "_")):
+            try:
+                self.body.get_submodule(candidate)
+                return candidate
+            except AttributeError:
+                continue
+        raise ValueError(f"cannot locate stage module {name!r} of {self.backbone!r}")
+
+    def last_residual_block(self, stage: int) -> tuple[str, nn.Module] | None:
+        """(path, block) of a ResNet-family stage's last block when fusion can sit inside it, else None.
+
+        None for non-ResNet families, and for a stage with a single block (its last block is also its first,
+        which the official placement never uses): those get fusion at the stage output instead.
+        """
+        stage_module = self.body.get_submodule(self.stage_module_name(stage))
+        if not isinstance(stage_module, nn.Sequential) or len(stage_module) < 2:
+            return None
+        block = stage_module[-1]
+        if not isinstance(block, (Bottleneck, BasicBlock)):
+            return None
+        return f"{self.stage_module_name(stage)}.{len(stage_module) - 1}", block
+
+    def replace(self, path: str, module: nn.Module) -> None:
+        replace_submodule(self.body, path, module)
+
+    def fuse_stage_output(self, stage: int, fusion: nn.Module) -> None:
+        """Run `fusion` (a module on stacks) on stage `stage`'s output, before the next stage and the decoder see it."""
+        name = self.stage_module_name(stage)
+        self.replace(name, FusedStage(self.body.get_submodule(name), fusion))
+
+
+class FusedStage(nn.Module):
+    """A stage followed by a parameter-light fusion module on its output."""
+
+    def __init__(self, stage: nn.Module, fusion: nn.Module) -> None:
+        super().__init__()
+        self.stage = stage
+        self.fusion = fusion
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fusion(self.stage(x))
+
+
+def upsample_to(x: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
+    """Bilinear resize of logits to the input size (align_corners=False, as the official training loss does)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)

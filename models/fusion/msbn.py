@@ -1,0 +1,16 @@
+"""msbn: one shared encoder with modality-specific BN; fusion only through the alpha ensemble of the branches.
+
+AsymFusion without its two ops: the implicit-fusion baseline (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+from ..networks import FusionModel, StackedModel
+from .base import FusionMethod
+from .registry import register_fusion
+
+
+@register_fusion("msbn")
+class ModalitySpecificBN(FusionMethod):
+    def build(self) -> FusionModel:
+        return StackedModel(self.config, shared_norm=self.config.norm == "shared")

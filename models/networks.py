@@ -1,0 +1,157 @@
+"""Building blocks every fusion method assembles: encoder/decoder per task, the alpha ensemble, and the models.
+
+A model maps {modality: [B, C_m, H, W]} to {branch: output, ..., "ensemble": output}. `StackedModel` is the
+shared-encoder design (shared convs, modality-specific norms, one stack [M*B, C, H, W]); methods with their own
+encoders compose `EncoderDecoder`s. `FusionModel.param_groups()` splits parameters for per-group learning rates.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from .decoders.refinenet import RefineNetDecoder
+from .encoder import TimmEncoder, tile_channels, upsample_to
+from .execution import loop_over_modalities
+from .norm import ModalityNorm
+from .translation.unet import UNetDecoder, UNetEncoder
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
+
+
+def make_encoder(config: ModelConfig, in_channels: int, num_modalities: int, shared_norm: bool = False,
+                 require_norm: bool = True) -> nn.Module:
+    """The task's encoder: a timm CNN (segmentation) or the U-Net down path (translation)."""
+    if config.task == "segmentation":
+        return TimmEncoder(config.backbone, in_channels, num_modalities, shared_norm=shared_norm,
+                           freeze_bn_stats=config.freeze_bn_stats, require_batchnorm=require_norm,
+                           pretrained=config.pretrained, pretrained_file=config.pretrained_file,
+                           backbone_kwargs=config.backbone_kwargs)
+    g = config.generator
+    return UNetEncoder(in_channels, num_modalities, g.base_channels, g.depth, shared_norm, g.track_running_stats)
+
+
+def make_decoder(config: ModelConfig, encoder_channels: list[int], num_modalities: int,
+                 shared_norm: bool = False) -> nn.Module:
+    """The task's decoder: RefineNet (segmentation) or the U-Net up path (translation)."""
+    if config.task == "segmentation":
+        return RefineNetDecoder(encoder_channels, config.num_classes, config.decoder.width, config.decoder.dropout)
+    g = config.generator
+    return UNetDecoder(encoder_channels, config.out_channels, num_modalities, g.dropout, g.dropout_levels,
+                       shared_norm, g.track_running_stats)
+
+
+def default_fusion_stages(encoder: nn.Module) -> list[int]:
+    """Where stage fusion goes unless told: ResNet stages 1-4, or the instance-normalised U-Net levels (as CEN)."""
+    return encoder.normalised_levels if isinstance(encoder, UNetEncoder) else [1, 2, 3, 4]
+
+
+class EncoderDecoder(nn.Module):
+    """encoder -> decoder -> output at the input's H, W (segmentation logits are upsampled bilinearly)."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upsample_to(self.decoder(self.encoder(x)), x.shape[-2:])
+
+
+class AlphaEnsemble(nn.Module):
+    """sum_m softmax(alpha)_m * out_m.detach(), alpha initialised to ones: a loss on it trains only alpha."""
+
+    def __init__(self, num_branches: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(num_branches))
+
+    def forward(self, outputs: list[Tensor]) -> Tensor:
+        weights = torch.softmax(self.alpha, dim=0)
+        return sum(w * out.detach() for w, out in zip(weights, outputs))
+
+
+class FusionModel(nn.Module):
+    """Base of every built model: the output contract and the parameter groups."""
+
+    modalities: list[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ensemble: AlphaEnsemble | None = None  # subclasses with branches set an AlphaEnsemble
+
+    def encoder_modules(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    @property
+    def output_names(self) -> list[str]:
+        """Keys of the output dict: the branches (if any), then "ensemble"."""
+        return [*self.modalities, "ensemble"] if self.ensemble is not None else ["ensemble"]
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """{"encoder", "decoder", "ensemble"}: every trainable parameter in exactly one (fusion/head extras -> decoder)."""
+        encoder_ids = {id(p) for m in self.encoder_modules() for p in m.parameters()}
+        ensemble_ids = {id(p) for p in self.ensemble.parameters()} if self.ensemble is not None else set()
+        groups: dict[str, list[nn.Parameter]] = {"encoder": [], "decoder": [], "ensemble": []}
+        for p in self.parameters():
+            if p.requires_grad:
+                key = "encoder" if id(p) in encoder_ids else "ensemble" if id(p) in ensemble_ids else "decoder"
+                groups[key].append(p)
+        return groups
+
+    def modality_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters only one modality uses (its norm copies, or its own network); the summary table counts them."""
+        if len(self.modalities) == 1:
+            return {self.modalities[0]: list(self.parameters())}
+        own: dict[str, list[nn.Parameter]] = {m: [] for m in self.modalities}
+        for module in self.modules():
+            if isinstance(module, ModalityNorm):
+                for name, params in zip(self.modalities, module.modality_parameters()):
+                    own[name] += params
+        return own
+
+    def _stack(self, inputs: dict[str, Tensor], channels: int) -> Tensor:
+        missing = [m for m in self.modalities if m not in inputs]
+        if missing:
+            raise KeyError(f"inputs lack modalities {missing}; got {sorted(inputs)}")
+        return torch.cat([tile_channels(inputs[m], channels) for m in self.modalities], dim=0)
+
+
+class StackedModel(FusionModel):
+    """Shared encoder and decoder run once over the modality stack; one branch per modality plus the ensemble.
+
+    shared_norm=False gives modality-specific norms (msbn, asymfusion); True one shared norm (shared_bn).
+    branches=False returns only "ensemble" (used by `single`, where the stack holds one modality).
+    """
+
+    def __init__(self, config: ModelConfig, modalities: list[str] | None = None, shared_norm: bool | None = None,
+                 branches: bool = True) -> None:
+        super().__init__()
+        self.modalities = list(modalities or config.modalities)
+        self.num_modalities = len(self.modalities)
+        self.stem_channels = config.resolved_stem_channels()
+        shared = config.norm == "shared" if shared_norm is None else shared_norm
+        encoder = make_encoder(config, self.stem_channels, self.num_modalities, shared,
+                               require_norm=self.num_modalities > 1)
+        decoder = make_decoder(config, encoder.channels, self.num_modalities, shared)
+        self.net = EncoderDecoder(encoder, decoder)
+        self.ensemble = AlphaEnsemble(self.num_modalities) if branches else None
+        if config.execution == "loop" and self.num_modalities > 1:
+            loop_over_modalities(self.net, self.num_modalities)
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.net.encoder
+
+    def encoder_modules(self) -> list[nn.Module]:
+        return [self.net.encoder]
+
+    def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        y = self.net(self._stack(inputs, self.stem_channels))
+        if self.ensemble is None:
+            return {"ensemble": y}
+        outputs = dict(zip(self.modalities, y.chunk(self.num_modalities, dim=0)))
+        outputs["ensemble"] = self.ensemble(list(outputs.values()))
+        return outputs
