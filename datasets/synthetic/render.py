@@ -137,7 +137,7 @@ def render_view(seed: int, index: int, size: int, *, views_per_scene: int = 2) -
     normal = (n_world[c] @ cam.rotation).reshape(size, size, 3)
     prim = hits.prim[c].reshape(size, size)
     jump = _occlusion_jumps(depth, normal, prim, ray0)
-    edge_occ = ndimage.gaussian_filter(np.hypot(*np.gradient(np.log(depth))), sigma=max(0.7, size / 128))
+    edge_occ = ndimage.gaussian_filter(jump, sigma=max(0.7, size / 128))
     # appearance from the sub-pixel rays
     a = slice(npx, None)
     grey, tinted = raycast.lambert(scene, hits.point[a], n_world[a])
