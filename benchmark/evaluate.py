@@ -24,7 +24,7 @@ from asymfusion.benchmark.config import RunConfig
 from asymfusion.benchmark.metrics import DistributionMetrics, OutputMetrics, inception_extractor, not_computed
 from asymfusion.benchmark.qualitative import qualitative_grid
 from asymfusion.benchmark.runtime import Runtime, seed_everything, setup_runtime
-from asymfusion.benchmark.train import ShardSampler, output_keys, validate
+from asymfusion.benchmark.train import ShardSampler, validate
 from asymfusion.datasets import build_dataset
 
 SCHEMA_VERSION = 1
@@ -148,7 +148,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     dataset = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(len(dataset), runtime),
                         num_workers=cfg.data.num_workers)
-    keys = output_keys(cfg)
+    keys = list(model.output_names)
     task = cfg.dataset.task
     evaluated: nn.Module = model
     if task == "segmentation" and (cfg.evaluate.flip or cfg.evaluate.scales != [1.0]):
@@ -167,7 +167,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     means = modality_means(train_ds, cfg.data.modalities) if cfg.evaluate.blank == "mean" else {}
     robustness = {}
     for m in cfg.data.modalities:
-        blanked = validate(Blank(evaluated, m, means.get(m)), loader, cfg, runtime)
+        blanked = validate(Blank(evaluated, m, means.get(m)), loader, cfg, runtime, keys)
         robustness[m] = {k: {n: v for n, v in row.items() if isinstance(v, float)} for k, row in blanked.items()}
 
     sample = {k: v[None].to(runtime.device) for k, v in dataset[0].items() if k in cfg.data.modalities}
@@ -202,12 +202,3 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         tmp.replace(out)
     return record
 
-
-def main_metric(record: dict[str, Any], key: str = "ensemble") -> float:
-    name = "miou" if record["task"] == "segmentation" else "l1"
-    return record["metrics"][key][name]
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1))

@@ -6,7 +6,6 @@ numbers for the whole validation set.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +141,3 @@ def inception_extractor(weights: Path) -> nn.Module:
 def not_computed(reason: str) -> dict[str, Any]:
     return {"computed": False, "reason": reason}
 
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, float) and math.isfinite(value)

@@ -21,26 +21,28 @@ def segmentation_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor) ->
     return sum(F.cross_entropy(out.float(), target, ignore_index=IGNORE_INDEX) for out in outputs.values())
 
 
-def conditional_input(batch: dict[str, torch.Tensor], modalities: list[str]) -> torch.Tensor:
-    """The discriminator's condition: every input modality, concatenated along channels."""
-    return torch.cat([batch[m] for m in modalities], dim=1)
+def _judge(discriminator: nn.Module, inputs: dict[str, torch.Tensor], image: torch.Tensor, key: str) -> torch.Tensor:
+    """Patch logits of `image`: a branch's output given its own modality; the ensemble or a target given each."""
+    modality = key if key in discriminator.modalities else None
+    return discriminator(inputs, image, modality)
 
 
-def generator_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, condition: torch.Tensor,
+def generator_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, inputs: dict[str, torch.Tensor],
                    discriminator: nn.Module, l1_weight: float) -> torch.Tensor:
     total = torch.zeros((), device=target.device)
-    for out in outputs.values():
-        logits = discriminator(torch.cat([condition, out], dim=1))
+    for key, out in outputs.items():
+        logits = _judge(discriminator, inputs, out, key)
         adversarial = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
         total = total + adversarial + l1_weight * F.l1_loss(out, target)
     return total
 
 
-def discriminator_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, condition: torch.Tensor,
+def discriminator_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, inputs: dict[str, torch.Tensor],
                        discriminator: nn.Module) -> torch.Tensor:
-    real = discriminator(torch.cat([condition, target], dim=1))
+    """0.5 x (BCE on the real target + mean BCE over every output judged as fake), as pix2pix/CEN."""
+    real = discriminator(inputs, target, None)
     loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-    fakes = [discriminator(torch.cat([condition, out.detach()], dim=1)) for out in outputs.values()]
+    fakes = [_judge(discriminator, inputs, out.detach(), key) for key, out in outputs.items()]
     loss = loss + sum(F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)) for f in fakes) / len(fakes)
     return 0.5 * loss
 

@@ -36,7 +36,6 @@ from asymfusion.benchmark.errors import NonFiniteLoss
 from asymfusion.benchmark.metrics import OutputMetrics
 from asymfusion.benchmark.objectives import (
     Schedule,
-    conditional_input,
     discriminator_loss,
     generator_loss,
     make_discriminator_optimiser,
@@ -95,11 +94,14 @@ def to_device(batch: dict[str, torch.Tensor], runtime: Runtime, channels_last: b
 
 @torch.no_grad()
 def validate(model: nn.Module, loader: DataLoader, cfg: RunConfig, runtime: Runtime,
-             metrics: OutputMetrics | None = None) -> dict[str, dict[str, Any]]:
-    """Metrics of every output over the whole validation set (reduced over ranks by torchmetrics)."""
+             metrics: OutputMetrics | list[str]) -> dict[str, dict[str, Any]]:
+    """Metrics of every output over the whole validation set (reduced over ranks by torchmetrics).
+
+    `metrics` is a ready OutputMetrics, or the model's output keys to build the standard one for.
+    """
     model.eval()
-    if metrics is None:
-        metrics = OutputMetrics(cfg.dataset.task, output_keys(cfg), cfg.dataset.num_classes)
+    if not isinstance(metrics, OutputMetrics):
+        metrics = OutputMetrics(cfg.dataset.task, metrics, cfg.dataset.num_classes)
     metrics = metrics.to(runtime.device)
     for batch in loader:
         batch = to_device(batch, runtime, cfg.train.channels_last)
@@ -107,13 +109,6 @@ def validate(model: nn.Module, loader: DataLoader, cfg: RunConfig, runtime: Runt
             outputs = model({m: batch[m] for m in cfg.data.modalities})
         metrics.update(outputs, batch["target"])
     return metrics.compute()
-
-
-def output_keys(cfg: RunConfig) -> list[str]:
-    """The model's output keys: one per branch where the method has branches, and always the ensemble."""
-    from asymfusion.models import output_keys as model_output_keys
-
-    return model_output_keys(cfg.model)
 
 
 def primary_metric(cfg: RunConfig) -> tuple[str, str]:
@@ -190,8 +185,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True) -
                 if disc is None:
                     loss = segmentation_loss(outputs, batch["target"])
                 else:
-                    condition = conditional_input(batch, cfg.data.modalities)
-                    loss = generator_loss(outputs, batch["target"], condition, disc, cfg.train.l1_weight)
+                    loss = generator_loss(outputs, batch["target"], inputs, disc, cfg.train.l1_weight)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"{cfg.run}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
                                     f"(global step {epoch * steps + step + 1}); stopped, checkpoints left as they were")
@@ -200,7 +194,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True) -
             scaler.step(optimiser)
             if disc is not None:
                 with autocast(cfg, runtime):
-                    d_loss = discriminator_loss(outputs, batch["target"], condition, disc)
+                    d_loss = discriminator_loss(outputs, batch["target"], inputs, disc)
                 d_optimiser.zero_grad(set_to_none=True)
                 scaler.scale(d_loss).backward()
                 average_gradients(disc, runtime)
@@ -220,7 +214,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True) -
             **{f"lr_{g['name']}": g["lr"] for g in optimiser.param_groups},
         }
         if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
-            val = validate(model, val_loader, cfg, runtime)
+            val = validate(model, val_loader, cfg, runtime, core.output_names)
             row.update({f"val_{k}_{m}": v for k, r in val.items() for m, v in r.items() if isinstance(v, float)})
         history.append(row)
         value = row.get(f"val_ensemble_{metric_name}")

@@ -68,3 +68,13 @@ def seg_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def translation_root(tmp_path: Path) -> Path:
     return write_translation_layout(tmp_path / "trans")
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding a tiny procedural render (both layouts), shared by the engine tests."""
+    from asymfusion.datasets.synthetic import render_dataset
+
+    data = tmp_path_factory.mktemp("data")
+    render_dataset(data / "synthetic", size=32, n_train=8, n_val=5, views_per_scene=2, seed=0, progress=False)
+    return data

@@ -1,0 +1,161 @@
+"""The training engine: every method trains and evaluates; exact resume after kill -9; NaN stops cleanly; DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from asymfusion.benchmark import checkpoint as ckpt
+from asymfusion.benchmark import train as train_module
+from asymfusion.benchmark.config import load_params, resolve_run
+from asymfusion.benchmark.errors import NonFiniteLoss
+from asymfusion.benchmark.evaluate import evaluate_run
+from asymfusion.benchmark.train import train_run
+from asymfusion.models import list_fusions
+
+from engine_helpers import REPO, cli, micro_params
+
+
+def _run(params: Path, name: str):
+    return resolve_run(load_params(params), name)
+
+
+@pytest.mark.parametrize("method", list_fusions())
+def test_every_method_trains_and_evaluates_on_segmentation(method: str, tmp_path: Path, synthetic_data_dir: Path) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, [method], epochs=1)
+    cfg = _run(params, f"micro-{method}-s0")
+    history = train_run(cfg, progress=False)
+    assert len(history) == 1 and history[0]["train_loss"] > 0
+    record = evaluate_run(cfg)
+    assert "ensemble" in record["metrics"]
+    for key, row in record["metrics"].items():
+        assert 0 <= row["miou"] <= 100 and len(row["iou"]) == 11
+        assert sum(map(sum, row["confusion"])) > 0
+    assert set(record["robustness"]["blanked"]) == set(cfg.data.modalities)
+    assert record["parameters"] > 0 and record["gflops_per_image"] > 0
+    assert (cfg.results_dir / "metrics" / f"{cfg.run}.json").is_file()
+    assert (cfg.results_dir / "plots" / "qualitative" / f"{cfg.run}.png").is_file()
+
+
+@pytest.mark.parametrize("method", ["early", "late", "msbn", "asymfusion"])
+def test_translation_trains_and_records_fid_as_not_computed_without_weights(
+        method: str, tmp_path: Path, synthetic_data_dir: Path) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, [method], epochs=1, translation=True)
+    cfg = _run(params, f"micro-{method}-s0")
+    train_run(cfg, progress=False)
+    record = evaluate_run(cfg)
+    row = record["metrics"]["ensemble"]
+    assert 0 <= row["l1"] <= 1 and row["psnr"] > 0 and -1 <= row["ssim"] <= 1
+    assert row["fid"]["computed"] is False and "Inception weights not found" in row["fid"]["reason"]
+
+
+class TinyFeatures(torch.nn.Module):
+    """A deterministic stand-in for Inception: uint8 images -> 8 pooled features."""
+
+    num_features = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.float() / 255).mean(dim=(2, 3))
+
+
+def test_fid_and_kid_are_computed_with_a_feature_extractor_passed_in(tmp_path: Path, synthetic_data_dir: Path) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=1, translation=True)
+    cfg = _run(params, "micro-msbn-s0")
+    train_run(cfg, progress=False)
+    row = evaluate_run(cfg, extractor=TinyFeatures())["metrics"]["ensemble"]
+    assert isinstance(row["fid"], float) and row["fid"] >= 0
+    assert isinstance(row["kid_x100"], float)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_best_checkpoint(
+        tmp_path: Path, synthetic_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=2)
+    cfg = _run(params, "micro-msbn-s0")
+    calls = {"n": 0}
+    real_loss = train_module.segmentation_loss
+
+    def loss_that_explodes(outputs, target):
+        calls["n"] += 1
+        loss = real_loss(outputs, target)
+        return loss * float("nan") if calls["n"] == 4 else loss  # 2 steps per epoch: epoch 2, step 2
+
+    monkeypatch.setattr(train_module, "segmentation_loss", loss_that_explodes)
+    with pytest.raises(NonFiniteLoss, match=r"epoch 2, step 2 \(global step 4\)"):
+        train_run(cfg, progress=False)
+    best = ckpt.load(cfg.checkpoint_dir / ckpt.BEST)
+    assert best["epoch"] == 1 and all(torch.isfinite(v).all() for v in best["model"].values() if v.is_floating_point())
+    assert ckpt.load(cfg.checkpoint_dir / ckpt.LAST)["epoch"] == 1
+
+
+def test_changed_config_refuses_to_resume_unless_restarted(tmp_path: Path, synthetic_data_dir: Path) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=1)
+    cli("train", "micro-msbn-s0", "--no-progress", params=params)
+    changed = micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=1, extra_train={"l1_weight": 50.0})
+    proc = cli("train", "micro-msbn-s0", "--no-progress", params=changed, check=False)
+    assert proc.returncode == 2 and "different configuration" in proc.stderr and "--restart" in proc.stderr
+    cli("train", "micro-msbn-s0", "--no-progress", "--restart", params=changed)
+    assert list(tmp_path.glob("checkpoints/micro/micro-msbn-s0.old-*/last.pt")), "old checkpoints were not kept"
+
+
+def test_kill_9_mid_epoch_then_rerun_matches_an_uninterrupted_run_exactly(tmp_path: Path, synthetic_data_dir: Path) -> None:
+    extra = {"max_steps_per_epoch": None}
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    small_batches = {"batch_size": 2}  # 4 steps per epoch, so the kill lands inside an epoch
+    params_a = micro_params(a, synthetic_data_dir, ["asymfusion"], epochs=3, extra_train=extra, extra_data=small_batches)
+    params_b = micro_params(b, synthetic_data_dir, ["asymfusion"], epochs=3, extra_train=extra, extra_data=small_batches)
+    cli("train", "micro-asymfusion-s0", "--no-progress", params=params_a)
+
+    argv = [sys.executable, "-m", "asymfusion.benchmark.cli", "--params", str(params_b), "train",
+            "micro-asymfusion-s0", "--no-progress"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    last = b / "checkpoints" / "micro" / "micro-asymfusion-s0" / "last.pt"
+    deadline = time.time() + 120
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ckpt.load(last)["epoch"]
+    assert killed_at < 3, "the run finished before it could be killed; make the epoch longer"
+    cli("train", "micro-asymfusion-s0", "--no-progress", params=params_b)
+
+    state_a = ckpt.load(a / "checkpoints" / "micro" / "micro-asymfusion-s0" / "last.pt")
+    state_b = ckpt.load(last)
+    for key, value in state_a["model"].items():
+        assert torch.equal(value, state_b["model"][key]), f"{key} differs after resume"
+    strip = lambda h: [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in h]
+    assert strip(state_a["history"]) == strip(state_b["history"])
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_train_and_reduce_metrics_over_all_ranks(tmp_path: Path, synthetic_data_dir: Path) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, ["asymfusion"], epochs=1)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                "-m", "asymfusion.benchmark.cli"]
+    cli("train", "micro-asymfusion-s0", "--no-progress", params=params, runner=torchrun)
+    cli("evaluate", "micro-asymfusion-s0", params=params, runner=torchrun)
+    metrics_file = tmp_path / "results" / "metrics" / "micro-asymfusion-s0.json"
+    two = json.loads(metrics_file.read_text())
+    assert two["environment"]["world_size"] == 2
+    cli("evaluate", "micro-asymfusion-s0", params=params)
+    one = json.loads(metrics_file.read_text())
+    assert one["environment"]["world_size"] == 1
+    for key in one["metrics"]:
+        # 5 validation samples over 2 ranks (3 + 2): the reduced confusion matrix must count each exactly once.
+        assert sum(map(sum, two["metrics"][key]["confusion"])) == sum(map(sum, one["metrics"][key]["confusion"]))
+        assert two["metrics"][key]["miou"] == pytest.approx(one["metrics"][key]["miou"], abs=1e-4)
