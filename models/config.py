@@ -67,11 +67,11 @@ class ModelConfig(BaseModel):
     pretrained: bool = Field(False, description="Load ImageNet weights into the encoder: from timm's cache, or from "
                              "pretrained_file. Failing to load is an error, never silently skipped.")
     pretrained_file: str | None = Field(None, description="Local weight file for the backbone (timm "
-                                        "pretrained_cfg_overlay file=...); implies nothing unless pretrained is true.")
+                                        "pretrained_cfg_overlay file=...); requires pretrained: true.")
     norm: Literal["modality", "shared"] = Field("modality", description="Shared-encoder methods: one BatchNorm "
                                                "(InstanceNorm for translation) per modality, or one shared (ablation).")
-    freeze_bn_stats: bool = Field(True, description="Keep encoder BN running statistics frozen while training (official "
-                                  "default; only affines learn). Turn off when training from scratch.")
+    freeze_bn_stats: bool = Field(True, description="Keep encoder BN running statistics frozen while training "
+                                  "(official default; only affines learn). Turn off when training from scratch.")
     fusion: dict[str, Any] = Field(default_factory=dict, description="Options of the chosen method; unknown keys are "
                                    "rejected. Resolved to the full option set, defaults included.")
     decoder: RefineNetOptions = Field(default_factory=RefineNetOptions, description="Segmentation decoder options.")
@@ -104,8 +104,12 @@ class ModelConfig(BaseModel):
             raise ValueError("segmentation needs num_classes")
         if self.task == "translation" and self.out_channels is None:
             raise ValueError("translation needs out_channels")
+        if self.pretrained_file is not None and not self.pretrained:
+            raise ValueError("pretrained_file is set but pretrained is false; set pretrained: true to load it "
+                             "(weights are never silently skipped)")
         if self.task == "translation" and self.pretrained:
-            raise ValueError("pretrained weights apply to timm encoders only; the translation U-Net trains from scratch")
+            raise ValueError("pretrained weights apply to timm encoders only; "
+                             "the translation U-Net trains from scratch")
         from .fusion.registry import get_fusion
 
         options_model = get_fusion(self.method).Options

@@ -9,8 +9,8 @@ looping subclass, so state_dict keys do not change between modes.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
 import torch
+from torch import Tensor, nn
 
 _LOOP_CLASSES: dict[type, type] = {}
 
@@ -19,8 +19,8 @@ class _PerModalityLoop:
     num_modalities: int
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        chunks = x.chunk(self.num_modalities, dim=0)
-        return torch.cat([super().forward(c) for c in chunks], dim=0)  # type: ignore[misc]
+        conv_forward = super().forward  # type: ignore[misc]
+        return torch.cat([conv_forward(c) for c in x.chunk(self.num_modalities, dim=0)], dim=0)
 
 
 def _loop_class(cls: type) -> type:

@@ -91,7 +91,7 @@ class FusionModel(nn.Module):
         return [*self.modalities, "ensemble"] if self.ensemble is not None else ["ensemble"]
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """{"encoder", "decoder", "ensemble"}: every trainable parameter in exactly one (fusion/head extras -> decoder)."""
+        """{"encoder", "decoder", "ensemble"}: each trainable parameter in exactly one (other extras -> decoder)."""
         encoder_ids = {id(p) for m in self.encoder_modules() for p in m.parameters()}
         ensemble_ids = {id(p) for p in self.ensemble.parameters()} if self.ensemble is not None else set()
         groups: dict[str, list[nn.Parameter]] = {"encoder": [], "decoder": [], "ensemble": []}

@@ -42,7 +42,8 @@ class ModalityNorm(nn.Module):
         super().train(mode)
         if self.freeze_stats:
             for norm in self.norms:
-                norm.training = False  # this layer only: an activation/drop fused into it (timm BatchNormAct2d) keeps its mode
+                # This layer only: an activation/drop fused into it (timm BatchNormAct2d) keeps its own mode.
+                norm.training = False
         return self
 
     def modality_parameters(self) -> list[list[nn.Parameter]]:

@@ -20,7 +20,8 @@ def _millions(params: list[torch.nn.Parameter]) -> float:
 
 
 def parameter_table(configs: dict[str, ModelConfig]) -> pd.DataFrame:
-    """One row per config: name, method, backbone, params (M), shared (M), and one `<modality> (M)` column each.
+    """One row per config: name, method, backbone, params (M), shared (M), and one `<modality> (M)` column each
+    (unrounded millions; `to_markdown` prints two decimals).
 
     A modality's column counts parameters only it uses (its BN copies for msbn/asymfusion, its own encoder for
     separate, its whole network for late or single); `shared (M)` is the rest.
@@ -31,9 +32,9 @@ def parameter_table(configs: dict[str, ModelConfig]) -> pd.DataFrame:
             model = build_model(config)
         total = _millions(list(model.parameters()))
         own = {m: _millions(p) for m, p in model.modality_parameters().items()}
-        row = {"name": name, "method": config.method, "backbone": config.backbone, "params (M)": round(total, 2),
-               "shared (M)": round(total - sum(own.values()), 2)}
-        row.update({f"{m} (M)": round(v, 2) for m, v in own.items()})
+        row = {"name": name, "method": config.method, "backbone": config.backbone, "params (M)": total,
+               "shared (M)": total - sum(own.values())}
+        row.update({f"{m} (M)": v for m, v in own.items()})
         rows.append(row)
     return pd.DataFrame(rows).fillna(0.0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _write(tmp_path: Path, mutate) -> Path:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw = {k: v for k, v in raw.items() if not k.startswith("_")}
+    # YAML anchors make experiments share objects; copy each so a mutation touches one experiment only.
+    raw["experiments"] = {name: copy.deepcopy(exp) for name, exp in raw["experiments"].items()}
     mutate(raw)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))

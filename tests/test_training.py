@@ -21,7 +21,7 @@ from asymfusion.benchmark.evaluate import evaluate_run
 from asymfusion.benchmark.train import train_run
 from asymfusion.models import list_fusions
 
-from engine_helpers import REPO, cli, micro_params
+from tests.engine_helpers import REPO, cli, micro_params
 
 
 def _run(params: Path, name: str):

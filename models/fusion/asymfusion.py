@@ -9,9 +9,10 @@ Both ops are parameter-free, so the model has exactly msbn's parameters.
 from __future__ import annotations
 
 from pydantic import Field
-from timm.models.resnet import BasicBlock, Bottleneck
+from timm.models.resnet import Bottleneck
 from torch import Tensor, nn
 
+from ..encoder import TimmEncoder
 from ..networks import FusionModel, StackedModel, default_fusion_stages
 from .base import FusionMethod, FusionOptions
 from .ops import ShuffleShift
@@ -39,6 +40,9 @@ class _FusedBlock(nn.Module):
         super().__init__()
         for name, child in block._modules.items():
             self.add_module(name, child)
+        for name in ("se", "drop_path", "downsample"):  # timm stores absent ones as plain None attributes
+            if name not in self._modules:
+                setattr(self, name, getattr(block, name, None))
         self.fusion = fusion
 
     def _residual(self, x: Tensor, shortcut: Tensor) -> Tensor:
@@ -81,18 +85,17 @@ class AsymFusion(FusionMethod):
         if model.num_modalities < 2:
             return model  # nothing to exchange with (the official code also skips)
         encoder = model.encoder
-        stages = self.options.stages or default_fusion_stages(encoder)
+        stages = default_fusion_stages(encoder) if self.options.stages is None else sorted(set(self.options.stages))
         valid = range(1, len(encoder.channels) + 1)
         if any(s not in valid for s in stages):
             raise ValueError(f"asymfusion: stages {stages} outside {list(valid)}")
         for stage in stages:
-            site = encoder.last_residual_block(stage) if hasattr(encoder, "last_residual_block") else None
-            if site is None:
+            site = encoder.last_residual_block(stage) if isinstance(encoder, TimmEncoder) else None
+            if site is None:  # non-ResNet family, single-block stage, or U-Net level: fuse the stage output
                 encoder.fuse_stage_output(stage, self.fusion_point(encoder.channels[stage - 1]))
             else:
                 path, block = site
                 fused = FusedBottleneck if isinstance(block, Bottleneck) else FusedBasicBlock
-                assert isinstance(block, (Bottleneck, BasicBlock))
                 encoder.replace(path, fused(block, self.fusion_point(block.conv1.out_channels)))
         return model
 

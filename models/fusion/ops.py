@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 
 def exchanged_channels(channels: int, fraction: float | None = None) -> int:
-    """Channels a modality receives in a shuffle: official `C - 4*(C//5)`, or round(fraction*C) for the ratio ablation."""
+    """Channels a modality receives in a shuffle: official `C - 4*(C//5)`, or round(fraction*C) (ratio ablation)."""
     if fraction is None:
         return channels - 4 * (channels // 5)
     return max(0, min(channels, round(fraction * channels)))

@@ -18,6 +18,7 @@ def register_fusion(name: str) -> Callable[[_MethodT], _MethodT]:
     """Register a FusionMethod subclass under `name`; a name can be taken only once."""
 
     def decorator(cls: _MethodT) -> _MethodT:
+        _discover()  # built-in names are taken before any user registration
         if name in _REGISTRY:
             raise ValueError(f"fusion method {name!r} is already registered by {_REGISTRY[name].__qualname__}")
         cls.name = name
