@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -116,8 +116,13 @@ def primary_metric(cfg: RunConfig) -> tuple[str, str]:
     return ("miou", "max") if cfg.dataset.task == "segmentation" else ("l1", "min")
 
 
-def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True) -> list[dict[str, Any]]:
-    """Train (or resume) one run; returns the per-epoch history. Rank 0 writes checkpoints, log and history."""
+def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True,
+              on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Train (or resume) one run; returns the per-epoch history. Rank 0 writes checkpoints, log and history.
+
+    `on_epoch_end(row)` sees each epoch's history row (with the validation metrics) after its checkpoint is
+    written; an exception it raises (e.g. optuna.TrialPruned) stops training with everything saved.
+    """
     from asymfusion.models import build_discriminator, build_model
 
     runtime = setup_runtime(cfg.train.device, cfg.train.threads)
@@ -238,6 +243,8 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True) -
                 ckpt.save_atomic(state, cfg.checkpoint_dir / ckpt.BEST)
             ckpt.save_atomic(state, cfg.checkpoint_dir / ckpt.LAST)
             write_history(cfg, history)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
     return history
 
 
@@ -285,6 +292,9 @@ def _gather_object(obj: Any, runtime: Runtime) -> list[Any]:
 def _attach_log_file(cfg: RunConfig) -> None:
     path = cfg.results_dir / "logs" / f"{cfg.run}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
+    for old in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        log.removeHandler(old)  # one run per log file, also when a process trains several runs (tuning)
+        old.close()
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
