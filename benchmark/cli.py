@@ -18,9 +18,10 @@ from pathlib import Path
 
 import yaml
 
-from asymfusion.benchmark.config import ConfigError, Params, list_runs, load_params, resolve_run
+from asymfusion.benchmark.config import ConfigError, Params, list_runs, load_params, resolve_run, runs_of
 from asymfusion.benchmark.checkpoint import ResumeMismatch
 from asymfusion.benchmark.errors import NonFiniteLoss
+from asymfusion.datasets.fetch import FetchError
 from asymfusion.datasets.formats import DataFormatError
 
 
@@ -50,24 +51,28 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from asymfusion.benchmark.train import train_run
+    from asymfusion.benchmark.train import train_many
 
-    cfg = resolve_run(_params(args), args.run)
-    history = train_run(cfg, restart=args.restart, progress=not args.no_progress)
-    last = history[-1] if history else {}
-    print(f"{cfg.run}: trained {len(history)} epochs; checkpoints in {cfg.checkpoint_dir}; "
-          + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k.startswith("val_ensemble_")))
+    params = _params(args)
+    runs = runs_of(params, args.run)
+    for run, history in train_many(args.params, runs, jobs=args.jobs, restart=args.restart,
+                                   progress=not args.no_progress):
+        last = history[-1] if history else {}
+        print(f"{run}: trained {len(history)} epochs; "
+              + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k.startswith("val_ensemble_")))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asymfusion.benchmark.evaluate import evaluate_run
 
-    cfg = resolve_run(_params(args), args.run)
-    record = evaluate_run(cfg, checkpoint=f"{args.checkpoint}.pt")
-    ensemble = record["metrics"]["ensemble"]
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in ensemble.items() if isinstance(v, float))
-    print(f"{cfg.run}: {summary}; wrote {cfg.results_dir / 'metrics' / (cfg.run + '.json')}")
+    params = _params(args)
+    for run in runs_of(params, args.run):
+        cfg = resolve_run(params, run)
+        record = evaluate_run(cfg, checkpoint=f"{args.checkpoint}.pt")
+        ensemble = record["metrics"]["ensemble"]
+        summary = ", ".join(f"{k}={v:.4g}" for k, v in ensemble.items() if isinstance(v, float))
+        print(f"{cfg.run}: {summary}; wrote {cfg.results_dir / 'metrics' / (cfg.run + '.json')}")
     return 0
 
 
@@ -114,15 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = config_verbs.add_parser("validate", help="validate params.yaml and exit 0, or exit 2 naming every error")
     p.set_defaults(func=cmd_config_validate)
 
-    p = verbs.add_parser("train", help="train one run (resumes automatically from its last checkpoint)")
-    p.add_argument("run", help="run name <experiment>-s<seed> (see `asymfusion config list`)")
+    p = verbs.add_parser("train", help="train runs (each resumes automatically from its last checkpoint)")
+    p.add_argument("run", help="run name <experiment>-s<seed>, or an experiment name: all its seeds "
+                   "(see `asymfusion config list`)")
+    p.add_argument("--jobs", type=int, default=1, choices=range(1, 65), metavar="{1..64}",
+                   help="seeds trained side by side in separate processes (each with train.threads threads)")
     p.add_argument("--restart", action="store_true",
                    help="start over even if a checkpoint exists (the old checkpoints are moved aside, not deleted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the log file is still written)")
     p.set_defaults(func=cmd_train)
 
-    p = verbs.add_parser("evaluate", help="evaluate a trained run and write results/<suite>/metrics/<run>.json")
-    p.add_argument("run", help="run name <experiment>-s<seed>")
+    p = verbs.add_parser("evaluate", help="evaluate trained runs and write results/<suite>/metrics/<run>.json")
+    p.add_argument("run", help="run name <experiment>-s<seed>, or an experiment name: all its seeds")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"],
                    help="which checkpoint to evaluate (best: by validation metric during training)")
     p.set_defaults(func=cmd_evaluate)
@@ -140,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render processes (the files do not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_prepare_synthetic)
+
+    from asymfusion.datasets.commands import add_fetch_parser, add_prepare_parsers
+
+    add_prepare_parsers(prepare_sources)
+    add_fetch_parser(verbs)
 
     p = verbs.add_parser("show", help="write a PNG grid of every modality and the labels of a few samples")
     p.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")
@@ -161,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     except ResumeMismatch as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (DataFormatError, FileNotFoundError, NonFiniteLoss) as exc:
+    except (DataFormatError, FileNotFoundError, NonFiniteLoss, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

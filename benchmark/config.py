@@ -116,6 +116,35 @@ class SuiteConfig(Strict):
     description: str = ""
     seeds: list[int] = Field([0], min_length=1, description="seeds every experiment of the suite runs with")
     results: str = Field(description="folder of the suite's outputs, e.g. results/quick")
+    jobs: int = Field(1, ge=1, le=64, description="seeds of one experiment trained side by side (processes)")
+
+
+class TableConfig(Strict):
+    """One results table: which experiments are its rows, which are baselines for the significance test."""
+
+    name: str = Field(description="file stem under results/<suite>/tables/")
+    title: str = Field(description="caption")
+    kind: Literal["segmentation", "robustness", "translation"] = Field(
+        description="segmentation: per-branch and fused mIoU + cost; robustness: blanked modalities; "
+        "translation: L1/PSNR/SSIM/FID/KID")
+    rows: dict[str, str] = Field(min_length=1, description="experiment name -> row label, in display order")
+    baselines: list[str] = Field(default_factory=list, description="rows the significance test compares against")
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the Welch t-test mark")
+
+    @model_validator(mode="after")
+    def _baselines_are_rows(self) -> "TableConfig":
+        missing = [b for b in self.baselines if b not in self.rows]
+        if missing:
+            raise ValueError(f"baselines {missing} are not rows of table {self.name!r}")
+        return self
+
+
+class ClaimConfig(Strict):
+    """A claim of the paper checked on a suite's numbers: `better` beats `worse` on the main metric."""
+
+    statement: str = Field(description="the claim in words, e.g. 'AsymFusion > MSBN'")
+    better: str = Field(description="experiment expected to be better")
+    worse: str = Field(description="experiment expected to be worse")
 
 
 class PathsConfig(Strict):
@@ -135,6 +164,8 @@ class Params(Strict):
     datasets: dict[str, DatasetConfig]
     suites: dict[str, SuiteConfig]
     experiments: dict[str, ExperimentConfig] = {}
+    tables: dict[str, list[TableConfig]] = Field({}, description="per suite: the tables to build")
+    claims: dict[str, list[ClaimConfig]] = Field({}, description="per suite: the paper's claims to check")
     source: Path | None = Field(None, exclude=True)
 
     def data_dir(self) -> Path:
@@ -220,7 +251,21 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         except ValueError as exc:
             raise ConfigError(f"{path}: experiments.{name}.data: {exc}") from None
         _build_model_config(params, name, path)
+    _check_tables_and_claims(params, path)
     return params
+
+
+def _check_tables_and_claims(params: Params, path: Path) -> None:
+    for section in ("tables", "claims"):
+        for suite, entries in getattr(params, section).items():
+            if suite not in params.suites:
+                raise ConfigError(_bad(path, f"{section}.{suite}", suite, list(params.suites)))
+            suite_experiments = [n for n, e in params.experiments.items() if e.suite == suite]
+            for i, entry in enumerate(entries):
+                names = list(entry.rows) if section == "tables" else [entry.better, entry.worse]
+                for name in names:
+                    if name not in suite_experiments:
+                        raise ConfigError(_bad(path, f"{section}.{suite}.{i}", name, suite_experiments))
 
 
 def list_runs(params: Params, suite: str | None = None) -> list[str]:
@@ -230,6 +275,13 @@ def list_runs(params: Params, suite: str | None = None) -> list[str]:
         if suite is None or exp.suite == suite:
             runs += [f"{name}-s{seed}" for seed in (exp.seeds or params.suites[exp.suite].seeds)]
     return runs
+
+
+def runs_of(params: Params, name: str) -> list[str]:
+    """An experiment name -> all its runs (one per seed); a run name -> itself."""
+    if name in params.experiments:
+        return [r for r in list_runs(params) if r.rsplit("-s", 1)[0] == name]
+    return [resolve_run(params, name).run]
 
 
 def resolve_run(params: Params, run: str) -> RunConfig:

@@ -248,6 +248,26 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True,
     return history
 
 
+def _train_by_name(params_path: str, run: str, restart: bool, progress: bool) -> tuple[str, list[dict[str, Any]]]:
+    from asymfusion.benchmark.config import load_params, resolve_run
+
+    return run, train_run(resolve_run(load_params(params_path), run), restart=restart, progress=progress)
+
+
+def train_many(params_path: str, runs: list[str], *, jobs: int = 1, restart: bool = False,
+               progress: bool = True) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Train several runs, `jobs` at a time in separate processes (spawned: each sets its own thread count).
+
+    On 2 cores, two single-threaded small-model trainings side by side beat one two-threaded one.
+    """
+    if jobs == 1 or len(runs) == 1:
+        return [_train_by_name(params_path, run, restart, progress) for run in runs]
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(min(jobs, len(runs))) as pool:
+        return pool.starmap(_train_by_name, [(params_path, run, restart, False) for run in runs])
+
+
 def write_history(cfg: RunConfig, history: list[dict[str, Any]]) -> Path:
     path = cfg.results_dir / "history" / f"{cfg.run}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

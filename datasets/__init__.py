@@ -34,6 +34,7 @@ def build_dataset(
     transform: TransformConfig = data.train_transforms if augment else data.val_transforms
     if dataset.task == "segmentation":
         assert dataset.num_classes is not None
-        return SegmentationDataset(root, split, data.modalities, dataset.num_classes, transform, seed=seed)
+        return SegmentationDataset(root, split, data.modalities, dataset.num_classes, transform, seed=seed,
+                                   depth_scale=dataset.depth_scale)
     assert data.target is not None
     return TranslationDataset(root, split, data.modalities, data.target, transform, seed=seed)

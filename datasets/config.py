@@ -52,6 +52,8 @@ class DatasetConfig(Strict):
     root: str = Field(description="folder of the layout, relative to the data directory (or absolute)")
     num_classes: int | None = Field(None, ge=2, le=255, description="segmentation classes (ids 0..K-1, 255 ignore)")
     class_names: list[str] | None = Field(None, description="names for tables and plots; defaults to class ids")
+    depth_scale: float = Field(5000.0, gt=0, description="segmentation depth PNG value = metres x this "
+                               "(NYUDv2 and the procedural scenes: 5000; Cityscapes as prepared here: 256)")
 
     @model_validator(mode="after")
     def _check_task_fields(self) -> "DatasetConfig":

@@ -1,7 +1,8 @@
 """The segmentation loader: one class for NYUDv2, Cityscapes and the procedural scenes (DESIGN.md §7 layout).
 
 Per-modality normalisation follows the official AsymFusion/CEN code: RGB uses ImageNet mean/std; depth PNGs are
-multiplied by 1/5000, i.e. the network sees metres, with 0 where the sensor had no measurement.
+multiplied by 1/depth_scale (1/5000 for NYUDv2, as the official code), i.e. the network sees metres, with 0 where
+the sensor had no measurement.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ class SegmentationDataset(Dataset):
         num_classes: int,
         transform: TransformConfig | None = None,
         seed: int = 0,
+        depth_scale: float = DEPTH_SCALE,
     ) -> None:
         self.root = Path(root)
+        self.depth_scale = depth_scale
         self.split = split
         self.modalities = list(modalities)
         unknown = [m for m in self.modalities if m not in SEGMENTATION_MODALITIES]
@@ -77,7 +80,7 @@ class SegmentationDataset(Dataset):
             elif key == "depth":
                 if array.ndim != 2 or array.dtype != np.uint16:
                     raise DataFormatError(f"{path}: expected a single-channel uint16 depth PNG, got {array.dtype} {array.shape}")
-                array = array.astype(np.float32) / DEPTH_SCALE
+                array = array.astype(np.float32) / self.depth_scale
             else:
                 if array.ndim != 2:
                     raise DataFormatError(f"{path}: expected a single-channel label PNG, got shape {array.shape}")

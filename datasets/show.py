@@ -75,7 +75,7 @@ def show_grid(
 
     if dataset.task == "segmentation":
         assert dataset.num_classes is not None
-        ds = SegmentationDataset(root, split, ["rgb", "depth"], dataset.num_classes)
+        ds = SegmentationDataset(root, split, ["rgb", "depth"], dataset.num_classes, depth_scale=dataset.depth_scale)
         columns = {"rgb": "rgb", "depth": "depth (m)", "target": "labels"}
     else:
         present = [d.name for d in sorted(Path(root).iterdir()) if d.is_dir()]

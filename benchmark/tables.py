@@ -1,0 +1,192 @@
+"""Metric JSON files -> the paper's tables (Markdown, CSV, LaTeX booktabs). Tables never re-run a model.
+
+Every cell is mean ± std over the seeds found; the best mean of each metric column is bold; the main metric of each
+row is compared with the best baseline row by Welch's t-test (two-sided, scipy), and the p-value is shown beside it,
+with † where p < `alpha`. Which experiments form a table, and which of them are baselines, is declared in
+params.yaml under `tables:`; nothing here names a fusion method.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from asymfusion.benchmark.config import TableConfig
+
+Kind = Literal["segmentation", "robustness", "translation"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    get: Callable[[dict[str, Any]], float | None]
+    higher_is_better: bool | None  # None: not a quality metric (no bold)
+    scale: float = 1.0
+    digits: int = 1
+
+
+def _metric(key: str, name: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(record: dict[str, Any]) -> float | None:
+        value = record["metrics"].get(key, {}).get(name)
+        return value if isinstance(value, (int, float)) else None
+
+    return get
+
+
+def _blanked(modality: str, name: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(record: dict[str, Any]) -> float | None:
+        return record["robustness"]["blanked"].get(modality, {}).get("ensemble", {}).get(name)
+
+    return get
+
+
+def columns_for(kind: Kind, records: list[dict[str, Any]]) -> tuple[list[Column], str]:
+    """The table's columns and the name of its main metric column."""
+    modalities: list[str] = []
+    for r in records:
+        modalities += [m for m in r["outputs"] if m != "ensemble" and m not in modalities]
+    if kind == "segmentation":
+        cols = [Column(f"mIoU {m}", _metric(m, "miou"), True) for m in modalities]
+        cols += [Column("mIoU fused", _metric("ensemble", "miou"), True),
+                 Column("pixel acc", _metric("ensemble", "pixel_acc"), True),
+                 Column("mean acc", _metric("ensemble", "mean_acc"), True),
+                 Column("params (M)", lambda r: r["parameters"], None, 1e-6, 3),
+                 Column("GFLOPs", lambda r: r["gflops_per_image"], None, 1.0, 3),
+                 Column("train img/s", lambda r: r["timings"]["train_images_per_s"], None, 1.0, 0)]
+        return cols, "mIoU fused"
+    if kind == "robustness":
+        inputs = sorted({m for r in records for m in r["robustness"]["blanked"]}, key=lambda m: (m != "rgb", m))
+        cols = [Column("mIoU all inputs", _metric("ensemble", "miou"), True)]
+        cols += [Column(f"mIoU without {m}", _blanked(m, "miou"), True) for m in inputs]
+        return cols, "mIoU all inputs"
+    cols = [Column("L1", _metric("ensemble", "l1"), False, 1.0, 4),
+            Column("PSNR", _metric("ensemble", "psnr"), True, 1.0, 2),
+            Column("SSIM", _metric("ensemble", "ssim"), True, 1.0, 3),
+            Column("FID", _metric("ensemble", "fid"), False, 1.0, 1),
+            Column("KID×100", _metric("ensemble", "kid_x100"), False, 1.0, 2)]
+    return cols, "L1"
+
+
+def load_records(metrics_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Metric records grouped by experiment, each group sorted by seed."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(metrics_dir.glob("*.json")):
+        record = json.loads(path.read_text())
+        groups.setdefault(record["experiment"], []).append(record)
+    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in groups.items()}
+
+
+def welch_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided Welch t-test p-value; None when either side has fewer than two values or no variance at all."""
+    if len(a) < 2 or len(b) < 2 or (np.std(a) == 0 and np.std(b) == 0):
+        return None
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """One row per experiment: `<col>` mean, `<col> std`, `<col> n`, plus the main metric's p vs the best baseline."""
+    missing = [e for e in table.rows if e not in groups]
+    if missing:
+        raise FileNotFoundError(f"table {table.name!r}: no metric files for {missing} (run their evaluate stages)")
+    records = [r for e in table.rows for r in groups[e]]
+    columns, main = columns_for(table.kind, records)
+    values: dict[str, dict[str, list[float]]] = {}
+    rows = []
+    for experiment, label in table.rows.items():
+        row: dict[str, Any] = {"row": label, "experiment": experiment, "method": groups[experiment][0]["method"],
+                               "seeds": len(groups[experiment])}
+        values[experiment] = {}
+        for col in columns:
+            vals = [v * col.scale for v in (col.get(r) for r in groups[experiment]) if v is not None]
+            values[experiment][col.name] = vals
+            row[col.name] = float(np.mean(vals)) if vals else math.nan
+            row[f"{col.name} std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    main_col = next(c for c in columns if c.name == main)
+    frame.attrs.update(columns=columns, main=main, alpha=table.alpha, title=table.title, name=table.name)
+    if table.baselines:
+        base_means = {b: frame.loc[frame.experiment == b, main].item() for b in table.baselines}
+        pick = max if main_col.higher_is_better else min
+        best_base = pick(base_means, key=lambda b: base_means[b])
+        frame[f"p vs {table.rows[best_base]}"] = [
+            None if e == best_base else welch_p(values[e][main], values[best_base][main]) for e in frame.experiment
+        ]
+        frame.attrs["baseline"] = table.rows[best_base]
+    return frame
+
+
+def _cell(frame: pd.DataFrame, i: int, col: Column, bold: bool, latex: bool) -> str:
+    mean, std = frame.at[i, col.name], frame.at[i, f"{col.name} std"]
+    if isinstance(mean, float) and math.isnan(mean):
+        return "–"
+    text = f"{mean:.{col.digits}f}" + ("" if isinstance(std, float) and math.isnan(std) else
+                                       (r" $\pm$ " if latex else " ± ") + f"{std:.{col.digits}f}")
+    if bold:
+        return rf"\textbf{{{text}}}" if latex else f"**{text}**"
+    return text
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", r"\%").replace("_", r"\_").replace("&", r"\&").replace("×", r"$\times$")
+
+
+def render(frame: pd.DataFrame, fmt: Literal["md", "tex"]) -> str:
+    """Markdown or LaTeX (booktabs) text of a built table, best means in bold, † for p < alpha."""
+    columns: list[Column] = frame.attrs["columns"]
+    latex = fmt == "tex"
+    best = {}
+    for col in columns:
+        if col.higher_is_better is not None and frame[col.name].notna().any():
+            best[col.name] = frame[col.name].max() if col.higher_is_better else frame[col.name].min()
+    p_col = next((c for c in frame.columns if str(c).startswith("p vs ")), None)
+    header = ["", *[c.name for c in columns], "seeds"] + ([p_col] if p_col else [])
+    lines = []
+    for i in frame.index:
+        cells = [_escape(str(frame.at[i, "row"])) if latex else str(frame.at[i, "row"])]
+        for col in columns:
+            is_best = col.name in best and math.isclose(frame.at[i, col.name], best[col.name], rel_tol=0, abs_tol=1e-12)
+            cells.append(_cell(frame, i, col, is_best, latex))
+        cells.append(str(frame.at[i, "seeds"]))
+        if p_col:
+            p = frame.at[i, p_col]
+            if p is None or (isinstance(p, float) and math.isnan(p)):
+                cells.append("(best baseline)" if frame.at[i, "row"] == frame.attrs.get("baseline") else "–")
+            else:
+                cells.append(f"{p:.3f}" + (r"$^\dagger$" if latex and p < frame.attrs["alpha"] else
+                                           " †" if p < frame.attrs["alpha"] else ""))
+        lines.append(cells)
+    note = (f"Mean ± std over seeds; best in bold. p: two-sided Welch t-test of {frame.attrs['main']} against the best "
+            f"baseline ({frame.attrs.get('baseline', 'none')}); † p < {frame.attrs['alpha']}.")
+    if latex:
+        body = "\n".join(" & ".join(row) + r" \\" for row in lines)
+        return (f"% {frame.attrs['title']}\n\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}\n\\toprule\n"
+                + " & ".join(_escape(h) for h in header) + " \\\\\n\\midrule\n" + body
+                + f"\n\\bottomrule\n\\end{{tabular}}\n% {note}\n")
+    out = [f"**{frame.attrs['title']}**", "", "| " + " | ".join(header) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in lines]
+    return "\n".join(out + ["", note, ""])
+
+
+def write_tables(tables: list[TableConfig], metrics_dir: Path, out_dir: Path) -> list[Path]:
+    groups = load_records(metrics_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in tables:
+        frame = build_table(table, groups)
+        for fmt in ("md", "tex"):
+            path = out_dir / f"{table.name}.{fmt}"
+            path.write_text(render(frame, fmt))
+            written.append(path)
+        csv = out_dir / f"{table.name}.csv"
+        frame.to_csv(csv, index=False, float_format="%.6g")
+        written.append(csv)
+    return written
