@@ -76,6 +76,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite(params: Params, suite: str) -> str:
+    if suite not in params.suites:
+        raise ConfigError(f"unknown suite {suite!r}; allowed: {', '.join(params.suites)}")
+    return suite
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.tables import write_tables
+
+    params = _params(args)
+    results = Path(params.suites[_suite(params, args.suite)].results)
+    for path in write_tables(params.tables.get(args.suite, []), results / "metrics", results / "tables"):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_plots(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.plots import write_plots
+
+    params = _params(args)
+    results = Path(params.suites[_suite(params, args.suite)].results)
+    for path in write_plots(params.tables.get(args.suite, []), results / "metrics", results / "plots" / "summary"):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.report import write_report
+
+    params = _params(args)
+    print(f"wrote {write_report(params, _suite(params, args.suite))}")
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.pipeline import render_pipeline, write_pipeline
+
+    params = _params(args)
+    path = Path(args.dvc_yaml)
+    if args.check:
+        if not path.exists() or path.read_text() != render_pipeline(params):
+            print(f"{path} is out of date with {args.params}: run `asymfusion pipeline`", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    print(f"{'rewrote' if write_pipeline(params, path) else 'unchanged:'} {path}")
+    return 0
+
+
 def cmd_prepare_synthetic(args: argparse.Namespace) -> int:
     from asymfusion.datasets.synthetic import render_dataset
 
@@ -148,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render processes (the files do not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_prepare_synthetic)
+
+    for verb, func, text in (("tables", cmd_tables, "results/<suite>/tables/*.{md,csv,tex} from the metric files"),
+                             ("plots", cmd_plots, "results/<suite>/plots/summary/*.png from the metric files"),
+                             ("report", cmd_report, "results/<suite>/README.md: tables, plots, claims verdicts")):
+        p = verbs.add_parser(verb, help=f"write {text}")
+        p.add_argument("--suite", required=True, help="a suite name under `suites:` (e.g. quick, paper)")
+        p.set_defaults(func=func)
+
+    p = verbs.add_parser("pipeline", help="generate dvc.yaml from params.yaml (one stage per step and experiment)")
+    p.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
+    p.add_argument("--dvc-yaml", default="dvc.yaml", help="the file to write or check (default: dvc.yaml)")
+    p.set_defaults(func=cmd_pipeline)
 
     from asymfusion.datasets.commands import add_fetch_parser, add_prepare_parsers
 

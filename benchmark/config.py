@@ -117,6 +117,7 @@ class SuiteConfig(Strict):
     seeds: list[int] = Field([0], min_length=1, description="seeds every experiment of the suite runs with")
     results: str = Field(description="folder of the suite's outputs, e.g. results/quick")
     jobs: int = Field(1, ge=1, le=64, description="seeds of one experiment trained side by side (processes)")
+    perf: bool = Field(True, description="include a perf (benchmark) stage for this suite")
 
 
 class TableConfig(Strict):
@@ -143,8 +144,10 @@ class ClaimConfig(Strict):
     """A claim of the paper checked on a suite's numbers: `better` beats `worse` on the main metric."""
 
     statement: str = Field(description="the claim in words, e.g. 'AsymFusion > MSBN'")
-    better: str = Field(description="experiment expected to be better")
-    worse: str = Field(description="experiment expected to be worse")
+    better: list[str] = Field(min_length=1, description="experiment(s) expected to be better (the best of them counts)")
+    worse: list[str] = Field(min_length=1, description="experiment(s) expected to be worse (the best of them counts)")
+    min_margin: float | None = Field(None, ge=0, description="also require this margin on the main metric, and more "
+                                     "than 3x the larger seed std")
 
 
 class PathsConfig(Strict):
@@ -262,7 +265,7 @@ def _check_tables_and_claims(params: Params, path: Path) -> None:
                 raise ConfigError(_bad(path, f"{section}.{suite}", suite, list(params.suites)))
             suite_experiments = [n for n, e in params.experiments.items() if e.suite == suite]
             for i, entry in enumerate(entries):
-                names = list(entry.rows) if section == "tables" else [entry.better, entry.worse]
+                names = list(entry.rows) if section == "tables" else [*entry.better, *entry.worse]
                 for name in names:
                     if name not in suite_experiments:
                         raise ConfigError(_bad(path, f"{section}.{suite}.{i}", name, suite_experiments))

@@ -110,7 +110,8 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
             "params": [f"tables.{suite}"],
             "plots": [{f"{results}/plots/summary": {"cache": False}}],
         }
-    if experiments:
+    perf = bool(experiments) and params.suites[suite].perf
+    if perf:
         stages[f"perf-{suite}"] = {
             "cmd": f"asymfusion bench --suite {suite}",
             "deps": ["models", "benchmark/perf.py", "benchmark/objectives.py"],
@@ -118,7 +119,7 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
             "metrics": [{f"{results}/perf.json": {"cache": False}}],
             "outs": [{f"{results}/tables/perf.md": {"cache": False}}, {f"{results}/tables/perf.csv": {"cache": False}}],
         }
-    report_deps = [f"{results}/perf.json"] if experiments else []
+    report_deps = [f"{results}/perf.json"] if perf else []
     if suite in params.tables:
         report_deps += [f"{results}/tables", f"{results}/plots/summary"]
     if suite == "quick":
@@ -137,6 +138,8 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
         "params": [f"claims.{suite}"] if suite in params.claims else [],
         "outs": [{f"{results}/README.md": {"cache": False}}],
     }
+    if suite in params.claims:
+        stages[f"report-{suite}"]["metrics"] = [{f"{results}/claims.json": {"cache": False}}]
     return stages
 
 

@@ -8,16 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asymfusion.datasets.show import colorize_depth, colorize_labels, label_palette
-
-
-def _display_input(key: str, array: np.ndarray, task: str) -> np.ndarray:
-    if task == "segmentation" and key == "depth":
-        return colorize_depth(array)
-    if array.dtype == np.uint8:
-        return array
-    image = (np.clip(array, 0, 1) * 255).astype(np.uint8)
-    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+from asymfusion.datasets.show import colorize_labels, label_palette, to_display
 
 
 def _overlay(rgb: np.ndarray | None, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -50,15 +41,15 @@ def qualitative_grid(model: nn.Module, dataset, keys: list[str], task: str, devi
         inputs = {m: sample[m][None].to(device) for m in modalities}
         outputs = model(inputs)
         rgb = raw.get("rgb") if task == "segmentation" else None
-        images = [_display_input(m, raw[m], task) for m in modalities]
+        images = [to_display(m, raw[m], task) for m in modalities]
         if task == "segmentation":
             images.append(_overlay(rgb, raw["target"], palette))
             images += [_overlay(rgb, outputs[k][0].argmax(0).cpu().numpy().astype(np.uint8), palette) for k in keys]
         else:
-            images.append(_display_input("target", raw["target"], task))
+            images.append(to_display("target", raw["target"], task))
             for k in keys:
                 pred = ((outputs[k][0].float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
-                images.append(_display_input(k, pred[..., 0] if pred.shape[2] == 1 else pred, task))
+                images.append(to_display(k, pred[..., 0] if pred.shape[2] == 1 else pred, task))
         for col, image in enumerate(images):
             ax = axes[row][col]
             ax.imshow(image, interpolation="nearest")

@@ -46,8 +46,9 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def _to_display(key: str, array: np.ndarray, palette: np.ndarray, task: str) -> np.ndarray:
-    if task == "segmentation" and key == "target":
+def to_display(key: str, array: np.ndarray, task: str, palette: np.ndarray | None = None) -> np.ndarray:
+    """A decoded sample array as RGB8: labels through the palette, depth in colour, [0, 1] images scaled."""
+    if task == "segmentation" and key == "target" and palette is not None:
         return colorize_labels(array, palette)
     if task == "segmentation" and key == "depth":
         return colorize_depth(array)
@@ -90,7 +91,7 @@ def show_grid(
         raw = ds.load_raw(row)
         for col, (key, name) in enumerate(columns.items()):
             ax = axes[row][col]
-            ax.imshow(_to_display(key, raw[key], palette, dataset.task), interpolation="nearest")
+            ax.imshow(to_display(key, raw[key], dataset.task, palette), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:

@@ -1,0 +1,113 @@
+"""Table aggregation and formatting on fixed metric files: means, stds, Welch's t-test, bolding, claims."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from asymfusion.benchmark.config import ClaimConfig, TableConfig
+from asymfusion.benchmark.report import judge
+from asymfusion.benchmark.tables import build_table, load_records, render, write_tables
+
+MIOU = {"exp-a": [50.0, 52.0, 54.0], "exp-b": [60.0, 61.0, 62.5], "exp-c": [40.0, 40.0, 41.0]}
+
+
+def _record(experiment: str, seed: int, miou: float) -> dict:
+    branches = {"rgb": {"miou": miou - 10, "pixel_acc": 80.0, "mean_acc": 60.0},
+                "depth": {"miou": miou - 20, "pixel_acc": 70.0, "mean_acc": 50.0}}
+    return {
+        "experiment": experiment, "seed": seed, "method": experiment.split("-")[1], "task": "segmentation",
+        "outputs": ["rgb", "depth", "ensemble"], "parameters": 2_000_000 if experiment == "exp-c" else 1_000_000,
+        "gflops_per_image": 0.5, "timings": {"train_images_per_s": 100.0 + seed},
+        "metrics": {**branches, "ensemble": {"miou": miou, "pixel_acc": 90.0 + seed, "mean_acc": 70.0}},
+        "robustness": {"blanked": {"rgb": {"ensemble": {"miou": miou / 2}}, "depth": {"ensemble": {"miou": miou - 5}}}},
+        "history": [{"val_ensemble_miou": miou / 2}, {"val_ensemble_miou": miou}],
+    }
+
+
+@pytest.fixture
+def metrics_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "metrics"
+    out.mkdir()
+    for exp, values in MIOU.items():
+        for seed, v in enumerate(values):
+            (out / f"{exp}-s{seed}.json").write_text(json.dumps(_record(exp, seed, v)))
+    return out
+
+
+def _welch_by_hand(a: list[float], b: list[float]) -> float:
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return float(2 * stats.t.sf(abs(t), df))
+
+
+TABLE = TableConfig(name="main", title="Main", kind="segmentation",
+                    rows={"exp-a": "A", "exp-b": "B", "exp-c": "C"}, baselines=["exp-a", "exp-c"])
+
+
+def test_cells_are_mean_and_sample_std_over_seeds(metrics_dir: Path) -> None:
+    frame = build_table(TABLE, load_records(metrics_dir))
+    row = frame.set_index("experiment").loc["exp-a"]
+    assert row["mIoU fused"] == pytest.approx(52.0)
+    assert row["mIoU fused std"] == pytest.approx(2.0)  # sample std (ddof=1) of 50, 52, 54
+    assert row["mIoU rgb"] == pytest.approx(42.0)
+    assert row["params (M)"] == pytest.approx(1.0) and row["seeds"] == 3
+
+
+def test_p_value_is_welch_against_the_best_baseline(metrics_dir: Path) -> None:
+    frame = build_table(TABLE, load_records(metrics_dir)).set_index("experiment")
+    assert frame.attrs["baseline"] == "A"  # best of the baselines exp-a (52) and exp-c (40.3)
+    assert frame.loc["exp-b", "p vs A"] == pytest.approx(_welch_by_hand(MIOU["exp-b"], MIOU["exp-a"]), rel=1e-9)
+    assert math.isnan(frame.loc["exp-a", "p vs A"])  # the baseline itself is not tested
+
+
+def test_markdown_bolds_the_best_and_marks_significance(metrics_dir: Path) -> None:
+    text = render(build_table(TABLE, load_records(metrics_dir)), "md")
+    b_line = next(line for line in text.splitlines() if line.startswith("| B |"))
+    assert "**61.2 ± 1.3**" in b_line  # best fused mIoU in bold
+    p = _welch_by_hand(MIOU["exp-b"], MIOU["exp-a"])
+    assert f"{p:.3f} †" in b_line if p < 0.05 else f"{p:.3f}" in b_line
+    a_line = next(line for line in text.splitlines() if line.startswith("| A |"))
+    assert "**" not in a_line.split("|")[4] and "(best baseline)" in a_line
+
+
+def test_latex_uses_booktabs_and_escapes(metrics_dir: Path) -> None:
+    text = render(build_table(TABLE, load_records(metrics_dir)), "tex")
+    assert "\\toprule" in text and "\\midrule" in text and "\\bottomrule" in text
+    assert "\\textbf{61.2 $\\pm$ 1.3}" in text
+
+
+def test_write_tables_writes_md_csv_tex(metrics_dir: Path, tmp_path: Path) -> None:
+    written = write_tables([TABLE], metrics_dir, tmp_path / "tables")
+    assert {p.suffix for p in written} == {".md", ".csv", ".tex"}
+    assert "mIoU fused" in (tmp_path / "tables" / "main.csv").read_text().splitlines()[0]
+
+
+def test_missing_metric_files_are_named(metrics_dir: Path) -> None:
+    table = TableConfig(name="t", title="t", kind="segmentation", rows={"exp-a": "A", "exp-z": "Z"})
+    with pytest.raises(FileNotFoundError, match="exp-z"):
+        build_table(table, load_records(metrics_dir))
+
+
+def test_robustness_table_reads_the_blanked_metrics(metrics_dir: Path) -> None:
+    table = TableConfig(name="r", title="r", kind="robustness", rows={"exp-b": "B"})
+    row = build_table(table, load_records(metrics_dir)).iloc[0]
+    assert row["mIoU without rgb"] == pytest.approx(np.mean(MIOU["exp-b"]) / 2)
+    assert row["mIoU without depth"] == pytest.approx(np.mean(MIOU["exp-b"]) - 5)
+
+
+def test_claim_verdicts_follow_sign_significance_and_margin(metrics_dir: Path) -> None:
+    groups = load_records(metrics_dir)
+    holds = judge(ClaimConfig(statement="B > A", better=["exp-b"], worse=["exp-a"]), groups)
+    assert holds["verdict"] == "holds" and holds["margin"] == pytest.approx(61.1667 - 52.0, abs=1e-3)
+    assert judge(ClaimConfig(statement="A > B", better=["exp-a"], worse=["exp-b"]), groups)["verdict"] == "does not hold"
+    too_small = judge(ClaimConfig(statement="B >> A", better=["exp-b"], worse=["exp-a"], min_margin=20), groups)
+    assert too_small["verdict"] == "does not hold"
+    best_of = judge(ClaimConfig(statement="B > best of A, C", better=["exp-b"], worse=["exp-c", "exp-a"]), groups)
+    assert best_of["worse"] == "exp-a"
