@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from asymfusion.benchmark.tune_config import TuningConfig, check_tuning
 from asymfusion.datasets.config import (
     MODALITY_CHANNELS,
     DataConfig,
@@ -169,6 +170,8 @@ class Params(Strict):
     experiments: dict[str, ExperimentConfig] = {}
     tables: dict[str, list[TableConfig]] = Field({}, description="per suite: the tables to build")
     claims: dict[str, list[ClaimConfig]] = Field({}, description="per suite: the paper's claims to check")
+    tuning: dict[str, dict[str, TuningConfig]] = Field({}, description="per suite and method: an Optuna study "
+                                                       "(docs/tuning.md)")
     source: Path | None = Field(None, exclude=True)
 
     def data_dir(self) -> Path:
@@ -255,6 +258,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             raise ConfigError(f"{path}: experiments.{name}.data: {exc}") from None
         _build_model_config(params, name, path)
     _check_tables_and_claims(params, path)
+    check_tuning(params, path)
     return params
 
 

@@ -143,10 +143,31 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
     return stages
 
 
+def tuning_stages(params: Params) -> dict[str, dict[str, Any]]:
+    """One Optuna study per `tuning.<suite>.<method>`; the persistent study database lets a rerun continue it."""
+    stages = {}
+    for suite, studies in params.tuning.items():
+        for method, study in studies.items():
+            exp = params.experiments[study.experiment]
+            out = f"results/tuning/{suite}-{method}"
+            stages[f"tune-{suite}-{method}"] = {
+                "cmd": f"asymfusion tune --suite {suite} --method {method} --no-progress",
+                "deps": [f"{params.paths.data}/{params.datasets[exp.data.dataset].root}", *TRAIN_CODE,
+                         "benchmark/tune.py", "benchmark/tune_config.py", "benchmark/tune_storage.py",
+                         "benchmark/tune_outputs.py"],
+                "params": [f"tuning.{suite}.{method}", f"experiments.{study.experiment}"],
+                "outs": [{f"{out}/study.db": {"persist": True, "cache": False}}]
+                + [{f"{out}/{name}": {"cache": False}}
+                   for name in ("best_params.yaml", "tuned_experiment.yaml", "trials.csv", "plots", "trials")],
+            }
+    return stages
+
+
 def build_pipeline(params: Params) -> dict[str, Any]:
     stages = data_stages(params)
     for name in params.experiments:
         stages.update(experiment_stages(params, name))
+    stages.update(tuning_stages(params))
     for suite in params.suites:
         stages.update(suite_stages(params, suite))
     for stage in stages.values():
