@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from asymfusion.benchmark.config_errors import format_validation_error
+
 from asymfusion.benchmark.tune_config import TuningConfig, check_tuning
 from asymfusion.datasets.config import (
     MODALITY_CHANNELS,
@@ -56,6 +58,7 @@ class OptimiserConfig(Strict):
         "poly", description="constant LR, poly decay (power 0.9), or the official stages with fresh optimisers"
     )
     poly_power: float = Field(0.9, gt=0, description="exponent of the poly schedule")
+    warmup_epochs: float = Field(0.0, ge=0, description="linear learning-rate warm-up at the start (not multistage)")
     stages: list[StageConfig] | None = Field(None, description="stages of the multistage schedule")
 
     @model_validator(mode="after")
@@ -64,6 +67,8 @@ class OptimiserConfig(Strict):
             raise ValueError("schedule 'multistage' needs a non-empty stages list")
         if self.schedule != "multistage" and self.stages:
             raise ValueError(f"stages apply to schedule 'multistage' only, not {self.schedule!r}")
+        if self.schedule == "multistage" and self.warmup_epochs:
+            raise ValueError("warmup_epochs does not apply to the multistage schedule (fresh optimiser per stage)")
         return self
 
 
@@ -359,53 +364,3 @@ def _build_model_config(params: Params, experiment: str, path: Path | None) -> A
 
 def _bad(path: Path, key: str, value: Any, allowed: list[str]) -> str:
     return f"{path}: {key}: {value!r} is not defined; allowed: {', '.join(allowed) or '(none)'}"
-
-
-def format_validation_error(exc: ValidationError, root: type[BaseModel], prefix: str) -> str:
-    """Pydantic errors as `prefix: dotted.path: problem (got VALUE; allowed: ...)`, one per line."""
-    lines = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        key = ".".join(loc) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            allowed = _fields_at(root, err["loc"][:-1])
-            msg = f"unknown key (allowed: {', '.join(allowed)})" if allowed else "unknown key"
-        elif "input" in err and err["type"] not in ("missing",):
-            msg = f"{msg} (got {err['input']!r})"
-        lines.append(f"{prefix}: {key}: {msg}")
-    return "\n".join(lines)
-
-
-def _fields_at(root: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the model found by following `loc` from `root` (through dicts and lists)."""
-    import typing
-
-    annotation: Any = root
-    for part in loc:
-        annotation = _unwrap_model(annotation)
-        if annotation is None:
-            return []
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
-            if field is None:
-                return []
-            annotation = field.annotation
-        else:
-            args = typing.get_args(annotation)
-            annotation = args[-1] if args else None
-    model = _unwrap_model(annotation)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
-
-
-def _unwrap_model(annotation: Any) -> Any:
-    """Optional[X] -> X; leaves containers alone."""
-    import types
-    import typing
-
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else annotation
-    return annotation

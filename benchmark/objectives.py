@@ -73,12 +73,20 @@ class Schedule:
         return self.cfg.lr_encoder, self.cfg.lr_decoder
 
     def scheduler(self, optimiser: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
-        """Per-iteration poly decay over the whole run (torch's PolynomialLR); None for constant LRs."""
-        if self.cfg.schedule != "poly":
+        """Per-iteration schedule (torch's schedulers): optional linear warm-up, then poly decay; None if constant."""
+        warmup = round(self.cfg.warmup_epochs * self.steps_per_epoch)
+        total = self.epochs * self.steps_per_epoch
+        if self.cfg.schedule == "poly":
+            main = torch.optim.lr_scheduler.PolynomialLR(optimiser, total_iters=total - warmup,
+                                                         power=self.cfg.poly_power)
+        elif warmup:
+            main = torch.optim.lr_scheduler.ConstantLR(optimiser, factor=1.0, total_iters=0)
+        else:
             return None
-        return torch.optim.lr_scheduler.PolynomialLR(
-            optimiser, total_iters=self.epochs * self.steps_per_epoch, power=self.cfg.poly_power
-        )
+        if not warmup:
+            return main
+        ramp = torch.optim.lr_scheduler.LinearLR(optimiser, start_factor=1.0 / warmup, total_iters=warmup)
+        return torch.optim.lr_scheduler.SequentialLR(optimiser, [ramp, main], milestones=[warmup])
 
 
 def _groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:

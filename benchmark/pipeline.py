@@ -102,7 +102,8 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
             "cmd": f"asymfusion tables --suite {suite}",
             "deps": [*metrics, "benchmark/tables.py"],
             "params": [f"tables.{suite}"],
-            "outs": [{f"{results}/tables": {"cache": False}}],
+            "outs": [{f"{results}/tables/{t.name}.{ext}": {"cache": False}}
+                     for t in params.tables[suite] for ext in ("md", "csv", "tex")],
         }
         stages[f"plots-{suite}"] = {
             "cmd": f"asymfusion plots --suite {suite}",
@@ -121,7 +122,8 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
         }
     report_deps = [f"{results}/perf.json"] if perf else []
     if suite in params.tables:
-        report_deps += [f"{results}/tables", f"{results}/plots/summary"]
+        report_deps += [f"{results}/tables/{t.name}.md" for t in params.tables[suite]]
+        report_deps += [f"{results}/plots/summary"]
     if suite == "quick":
         report_deps += [f"{results}/plots/data-segmentation.png", f"{results}/plots/data-translation.png"]
         stages["show-synthetic"] = {
