@@ -127,7 +127,8 @@ def _cell(frame: pd.DataFrame, i: int, col: Column, bold: bool, latex: bool) -> 
     mean, std = frame.at[i, col.name], frame.at[i, f"{col.name} std"]
     if isinstance(mean, float) and math.isnan(mean):
         return "–"
-    text = f"{mean:.{col.digits}f}" + ("" if isinstance(std, float) and math.isnan(std) else
+    no_spread = col.higher_is_better is None or (isinstance(std, float) and math.isnan(std))
+    text = f"{mean:.{col.digits}f}" + ("" if no_spread else
                                        (r" $\pm$ " if latex else " ± ") + f"{std:.{col.digits}f}")
     if bold:
         return rf"\textbf{{{text}}}" if latex else f"**{text}**"

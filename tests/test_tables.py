@@ -75,6 +75,7 @@ def test_markdown_bolds_the_best_and_marks_significance(metrics_dir: Path) -> No
     assert f"{p:.3f} †" in b_line if p < 0.05 else f"{p:.3f}" in b_line
     a_line = next(line for line in text.splitlines() if line.startswith("| A |"))
     assert "**" not in a_line.split("|")[4] and "(best baseline)" in a_line
+    assert "| 1.000 |" in a_line  # cost columns: the mean only
 
 
 def test_latex_uses_booktabs_and_escapes(metrics_dir: Path) -> None:

@@ -45,7 +45,7 @@ def test_every_method_trains_and_evaluates_on_segmentation(method: str, tmp_path
     assert (cfg.results_dir / "plots" / "qualitative" / f"{cfg.run}.png").is_file()
 
 
-@pytest.mark.parametrize("method", ["early", "late", "msbn", "asymfusion"])
+@pytest.mark.parametrize("method", list_fusions())
 def test_translation_trains_and_records_fid_as_not_computed_without_weights(
         method: str, tmp_path: Path, synthetic_data_dir: Path) -> None:
     params = micro_params(tmp_path, synthetic_data_dir, [method], epochs=1, translation=True)
