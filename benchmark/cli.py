@@ -210,10 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dvc-yaml", default="dvc.yaml", help="the file to write or check (default: dvc.yaml)")
     p.set_defaults(func=cmd_pipeline)
 
+    from asymfusion.benchmark.perf import add_bench_parser
     from asymfusion.benchmark.tune import add_tune_parser
     from asymfusion.datasets.commands import add_fetch_parser, add_prepare_parsers
 
     add_tune_parser(verbs)
+    add_bench_parser(verbs)
 
     add_prepare_parsers(prepare_sources)
     add_fetch_parser(verbs)

@@ -115,7 +115,8 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
     if perf:
         stages[f"perf-{suite}"] = {
             "cmd": f"asymfusion bench --suite {suite}",
-            "deps": ["models", "benchmark/perf.py", "benchmark/objectives.py"],
+            "deps": ["models", "benchmark/perf.py", "benchmark/perf_config.py", "benchmark/perf_measure.py",
+                     "benchmark/perf_report.py", "benchmark/perf_steps.py", "benchmark/objectives.py"],
             "params": [f"suites.{suite}"] + [f"experiments.{n}.model" for n in experiments],
             "metrics": [{f"{results}/perf.json": {"cache": False}}],
             "outs": [{f"{results}/tables/perf.md": {"cache": False}}, {f"{results}/tables/perf.csv": {"cache": False}}],
