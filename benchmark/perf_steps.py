@@ -98,7 +98,7 @@ class Variant:
         self.target = self.setup.place(batch["target"])
 
     def train_step(self) -> None:
-        run = self.runner or self.model
+        run = self.model if self.runner is None else self.runner
         with self.setup.autocast():
             outputs = run(self.inputs)
             if self.discriminator is None:
@@ -116,7 +116,7 @@ class Variant:
             self.d_optimiser.step()
 
     def infer(self) -> None:
-        run = self.runner or self.model
+        run = self.model if self.runner is None else self.runner
         with torch.inference_mode(), self.setup.autocast():
             run(self.inputs)
 
