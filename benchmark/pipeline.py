@@ -28,6 +28,9 @@ TRAIN_CODE = ["models", "benchmark/train.py", "benchmark/objectives.py", "benchm
               "datasets/transforms.py"]
 EVAL_CODE = ["benchmark/evaluate.py", "benchmark/metrics.py", "benchmark/qualitative.py"]
 FETCHABLE = {"nyudv2", "cityscapes", "taskonomy"}
+# `asymfusion fetch`: the entry point, the source catalogue, the downloader, the checks and the Cityscapes login flow.
+FETCH_CODE = ["datasets/fetch.py", "datasets/sources.py", "datasets/download.py", "datasets/artifacts.py",
+              "datasets/cityscapes_fetch.py"]
 
 
 def _suite_sources(params: Params, suite: str) -> set[str]:
@@ -47,7 +50,7 @@ def data_stages(params: Params) -> dict[str, dict[str, Any]]:
             "outs": [f"{data}/synthetic"],
         }
     for source in sorted(sources & FETCHABLE):
-        stages[f"fetch-{source}"] = {"cmd": f"asymfusion fetch {source}", "deps": ["datasets/fetch.py"],
+        stages[f"fetch-{source}"] = {"cmd": f"asymfusion fetch {source}", "deps": [*FETCH_CODE],
                                      "outs": [{f"{data}/raw/{source}": {"persist": True}}]}
         root = next(d.root for d in params.datasets.values() if d.source == source)
         stages[f"prepare-{source}"] = {"cmd": f"asymfusion prepare {source}",
@@ -57,7 +60,7 @@ def data_stages(params: Params) -> dict[str, dict[str, Any]]:
                                and params.datasets[e.data.dataset].source != "synthetic"
                                for e in params.experiments.values())
     if translation_with_fid:
-        stages["fetch-inception"] = {"cmd": "asymfusion fetch inception", "deps": ["datasets/fetch.py"],
+        stages["fetch-inception"] = {"cmd": "asymfusion fetch inception", "deps": [*FETCH_CODE],
                                      "outs": [f"{data}/{params.paths.inception_weights}"]}
     return stages
 

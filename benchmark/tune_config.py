@@ -224,11 +224,16 @@ def check_path(key: str, method: str) -> None:
 _FREE = object()  # marks a free-form mapping in check_path
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def _model_of(annotation: Any) -> Any:
+    """The model below a field; for a union of models (e.g. model.decoder) one whose keys are all members' keys
+    (the trial config is validated against the chosen member afterwards)."""
     import types
 
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(args) > 1 and len(models) == len(args):
+            return types.SimpleNamespace(model_fields={k: f for m in models for k, f in m.model_fields.items()})
         annotation = args[0] if len(args) == 1 else None
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 

@@ -7,7 +7,7 @@ the chosen method's own Options model, so a typo fails at config time rather tha
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,10 +17,37 @@ class RefineNetOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    name: Literal["refinenet"] = Field("refinenet", exclude=True, description="Decoder choice; the default when `name` "
+                                       "is absent. Left out of dumps, so run hashes of RefineNet configs predate it.")
     width: int = Field(256, ge=1, description="Channels of the refinement paths; the deepest path uses 2*width "
                        "(official: 256, i.e. 512 on the layer4 path).")
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout on the two deepest encoder features and before "
                            "the classifier (official: 0.5).")
+
+
+class DeepLabV3PlusOptions(BaseModel):
+    """Segmentation decoder: DeepLabv3+ (ASPP on the deepest feature, decoder at stride 4): the paper's Cityscapes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["deeplabv3plus"]
+    aspp_channels: int = Field(256, ge=1, description="Channels of every ASPP branch, the projection and the two 3x3 "
+                               "decoder convs (official: 256).")
+    atrous_rates: list[int] = Field([6, 12, 18], min_length=1, description="Dilation of the 3x3 ASPP branches "
+                                    "(official: 6, 12, 18 at output stride 16; halve them at the encoder's stride 32).")
+    low_level_channels: int = Field(48, ge=1, description="Channels the stride-4 feature is reduced to (official: 48).")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout after the ASPP projection (official: 0.1).")
+
+    @field_validator("atrous_rates")
+    @classmethod
+    def _positive_rates(cls, value: list[int]) -> list[int]:
+        if any(r < 1 for r in value):
+            raise ValueError(f"atrous rates must be >= 1, got {value}")
+        return value
+
+
+DECODERS: dict[str, type[BaseModel]] = {"refinenet": RefineNetOptions, "deeplabv3plus": DeepLabV3PlusOptions}
+DecoderOptions = Annotated[RefineNetOptions | DeepLabV3PlusOptions, Field(discriminator="name")]
 
 
 class GeneratorOptions(BaseModel):
@@ -74,7 +101,8 @@ class ModelConfig(BaseModel):
                                   "(official default; only affines learn). Turn off when training from scratch.")
     fusion: dict[str, Any] = Field(default_factory=dict, description="Options of the chosen method; unknown keys are "
                                    "rejected. Resolved to the full option set, defaults included.")
-    decoder: RefineNetOptions = Field(default_factory=RefineNetOptions, description="Segmentation decoder options.")
+    decoder: DecoderOptions = Field(default_factory=RefineNetOptions, description="Segmentation decoder: `name` "
+                                    "refinenet (default when absent) or deeplabv3plus, plus that decoder's options.")
     generator: GeneratorOptions = Field(default_factory=GeneratorOptions, description="Translation generator options.")
     discriminator: DiscriminatorOptions = Field(default_factory=DiscriminatorOptions,
                                                 description="Translation discriminator options.")
@@ -88,6 +116,17 @@ class ModelConfig(BaseModel):
         from .fusion.registry import get_fusion
 
         get_fusion(value)  # raises listing the registered names
+        return value
+
+    @field_validator("decoder", mode="before")
+    @classmethod
+    def _decoder_name(cls, value: Any) -> Any:
+        """No `name` means RefineNet (params.yaml before the choice existed); an unknown one lists the choices."""
+        if isinstance(value, dict):
+            name = value.get("name", "refinenet")
+            if name not in DECODERS:
+                raise ValueError(f"unknown decoder {name!r}; allowed: {', '.join(DECODERS)}")
+            value = {**value, "name": name}
         return value
 
     @model_validator(mode="after")

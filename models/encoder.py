@@ -12,6 +12,7 @@ from typing import Any
 import timm
 import torch
 import torch.nn.functional as F
+from timm.models._features import FeatureHookNet
 from timm.models.resnet import BasicBlock, Bottleneck
 from torch import Tensor, nn
 
@@ -67,6 +68,7 @@ class TimmEncoder(nn.Module):
         self.channels = [info.channels()[i] for i in self.level_indices]
         self._stage_names = [info.module_name()[i] for i in self.level_indices]
         self.num_modalities = num_modalities
+        self.stage_fusions = nn.ModuleDict()  # stage-output fusion modules applied through hooks (FeatureHookNet)
         self.converted_norms = convert_batchnorm(self.body, num_modalities, shared_norm, freeze_bn_stats,
                                                  required=require_batchnorm)
 
@@ -77,12 +79,13 @@ class TimmEncoder(nn.Module):
     def stage_module_name(self, stage: int) -> str:
         """Attribute path in `body` of stage 1..4's output module (timm flattens 'stages.0' to 'stages_0')."""
         name = self._stage_names[stage - 1]
-        for candidate in (name, name.replace(".", "_")):
-            try:
-                self.body.get_submodule(candidate)
-                return candidate
-            except AttributeError:
-                continue
+        # timm flattens the top-level Sequentials it walks ('blocks.1.stack.act3' -> 'blocks_1.stack.act3'), and a
+        # hook-based feature net may keep the model under 'body.': compare names with '_' and '.' treated alike.
+        target = name.replace("_", ".")
+        matches = [n for n, _ in self.body.named_modules()
+                   if n and n.replace("_", ".") in (target, "body." + target)]
+        if len(matches) == 1:
+            return matches[0]
         raise ValueError(f"cannot locate stage module {name!r} of {self.backbone!r}")
 
     def last_residual_block(self, stage: int) -> tuple[str, nn.Module] | None:
@@ -105,7 +108,24 @@ class TimmEncoder(nn.Module):
     def fuse_stage_output(self, stage: int, fusion: nn.Module) -> None:
         """Run `fusion` (a module on stacks) on stage `stage`'s output, before the next stage and the decoder see it."""
         name = self.stage_module_name(stage)
+        if isinstance(self.body, FeatureHookNet):
+            # Features are captured by forward hooks on the named module (xception, ...): replacing the module
+            # would leave the capturing hook on the unfused inner module. Apply the fusion in a hook that runs
+            # before the capturing one instead, so the decoder and the next stage both see the fused output.
+            self.stage_fusions[str(stage)] = fusion
+            self.body.get_submodule(name).register_forward_hook(_FusionHook(fusion), prepend=True)
+            return
         self.replace(name, FusedStage(self.body.get_submodule(name), fusion))
+
+
+class _FusionHook:
+    """Forward hook that replaces a module's output by `fusion(output)` (a picklable callable, not a closure)."""
+
+    def __init__(self, fusion: nn.Module) -> None:
+        self.fusion = fusion
+
+    def __call__(self, module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+        return self.fusion(output)
 
 
 class FusedStage(nn.Module):

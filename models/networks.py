@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from .decoders.deeplabv3plus import DeepLabV3PlusDecoder
 from .decoders.refinenet import RefineNetDecoder
 from .encoder import TimmEncoder, tile_channels, upsample_to
 from .execution import loop_over_modalities
@@ -36,9 +37,15 @@ def make_encoder(config: ModelConfig, in_channels: int, num_modalities: int, sha
 
 def make_decoder(config: ModelConfig, encoder_channels: list[int], num_modalities: int,
                  shared_norm: bool = False) -> nn.Module:
-    """The task's decoder: RefineNet (segmentation) or the U-Net up path (translation)."""
+    """The task's decoder: `config.decoder.name` (segmentation: RefineNet or DeepLabv3+) or the U-Net up path
+    (translation, which ignores `config.decoder`). Decoders with norms get one copy per modality of the stack."""
     if config.task == "segmentation":
-        return RefineNetDecoder(encoder_channels, config.num_classes, config.decoder.width, config.decoder.dropout)
+        d = config.decoder
+        if d.name == "deeplabv3plus":
+            return DeepLabV3PlusDecoder(encoder_channels, config.num_classes, d.aspp_channels, d.atrous_rates,
+                                        d.low_level_channels, d.dropout, num_modalities=num_modalities,
+                                        shared_norm=shared_norm)
+        return RefineNetDecoder(encoder_channels, config.num_classes, d.width, d.dropout)
     g = config.generator
     return UNetDecoder(encoder_channels, config.out_channels, num_modalities, g.dropout, g.dropout_levels,
                        shared_norm, g.track_running_stats)

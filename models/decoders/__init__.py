@@ -1,5 +1,6 @@
-"""Task decoders; the segmentation one is the RefineNet of the official AsymFusion/CEN code."""
+"""Task decoders: the RefineNet of the official AsymFusion/CEN code, and DeepLabv3+ (the paper's Cityscapes one)."""
 
+from .deeplabv3plus import DeepLabV3PlusDecoder
 from .refinenet import RefineNetDecoder
 
-__all__ = ["RefineNetDecoder"]
+__all__ = ["DeepLabV3PlusDecoder", "RefineNetDecoder"]

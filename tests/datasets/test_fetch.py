@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from asymfusion.datasets import download as download_mod
 from asymfusion.datasets import fetch as fetch_mod
 from asymfusion.datasets.fetch import (
     Artifact,
@@ -135,7 +136,7 @@ def test_offline_names_url_expected_values_and_from_file(
     url = closed_port_url("/nyu_depth_v2_labeled.mat")
     art = Artifact("nyu_depth_v2_labeled.mat", url, size=123, sha256="a" * 64)
     sleeps: list[float] = []
-    monkeypatch.setattr(fetch_mod, "_sleep", sleeps.append)
+    monkeypatch.setattr(download_mod, "_sleep", sleeps.append)
     with pytest.raises(FetchError) as info:
         fetch_artifact(art, tmp_path, source="nyudv2", options=replace(fast, retries=3, backoff=0.5, max_backoff=60))
     message = str(info.value)
