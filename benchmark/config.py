@@ -115,6 +115,11 @@ class ExperimentConfig(Strict):
                 f"train.epochs ({self.train.epochs}) must equal the sum of optimiser.stages epochs "
                 f"({sum(s.epochs for s in stages)})"
             )
+        if self.optimiser.warmup_epochs >= self.train.epochs:
+            raise ValueError(
+                f"optimiser.warmup_epochs ({self.optimiser.warmup_epochs}) must be less than train.epochs "
+                f"({self.train.epochs}): the warm-up would take the whole run"
+            )
         return self
 
 

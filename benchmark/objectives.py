@@ -77,7 +77,7 @@ class Schedule:
         warmup = round(self.cfg.warmup_epochs * self.steps_per_epoch)
         total = self.epochs * self.steps_per_epoch
         if self.cfg.schedule == "poly":
-            main = torch.optim.lr_scheduler.PolynomialLR(optimiser, total_iters=total - warmup,
+            main = torch.optim.lr_scheduler.PolynomialLR(optimiser, total_iters=max(1, total - warmup),
                                                          power=self.cfg.poly_power)
         elif warmup:
             main = torch.optim.lr_scheduler.ConstantLR(optimiser, factor=1.0, total_iters=0)

@@ -89,6 +89,12 @@ def test_modality_the_task_does_not_know_is_rejected(tmp_path: Path) -> None:
         load_params(path)
 
 
+def test_warmup_as_long_as_the_run_is_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda r: r["experiments"]["quick-msbn"].update(train={"epochs": 1}))
+    with pytest.raises(ConfigError, match=r"experiments.quick-msbn.*warmup_epochs \(1.0\) must be less than train.epochs \(1\)"):
+        load_params(path)
+
+
 def test_unknown_run_lists_known_runs() -> None:
     params = load_params(REPO / "params.yaml")
     with pytest.raises(ConfigError, match=r"unknown run 'quick-nothing-s0'.*quick-asymfusion-s0"):
