@@ -86,8 +86,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
     from asymfusion.benchmark.tables import write_tables
 
     params = _params(args)
-    results = Path(params.suites[_suite(params, args.suite)].results)
-    for path in write_tables(params.tables.get(args.suite, []), results / "metrics", results / "tables"):
+    suite = _suite(params, args.suite)
+    results = Path(params.suites[suite].results)
+    for path in write_tables(params.tables.get(suite, []), results / "metrics", results / "tables",
+                             perf_json=results / "perf.json" if params.suites[suite].perf else None):
         print(f"wrote {path}")
     return 0
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from asymfusion.benchmark.config_errors import format_validation_error
 
+from asymfusion.benchmark.perf_config import PerfSuiteConfig
 from asymfusion.benchmark.tune_config import TuningConfig, check_tuning
 from asymfusion.datasets.config import (
     MODALITY_CHANNELS,
@@ -182,6 +183,8 @@ class Params(Strict):
     claims: dict[str, list[ClaimConfig]] = Field({}, description="per suite: the paper's claims to check")
     tuning: dict[str, dict[str, TuningConfig]] = Field({}, description="per suite and method: an Optuna study "
                                                        "(docs/tuning.md)")
+    perf: dict[str, PerfSuiteConfig] = Field({}, description="per suite: `asymfusion bench` settings "
+                                             "(docs/performance.md)")
     source: Path | None = Field(None, exclude=True)
 
     def data_dir(self) -> Path:
@@ -273,6 +276,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def _check_tables_and_claims(params: Params, path: Path) -> None:
+    for suite in params.perf:
+        if suite not in params.suites:
+            raise ConfigError(_bad(path, f"perf.{suite}", suite, list(params.suites)))
     for section in ("tables", "claims"):
         for suite, entries in getattr(params, section).items():
             if suite not in params.suites:

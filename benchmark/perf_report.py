@@ -13,7 +13,8 @@ import pandas as pd
 from asymfusion.benchmark.perf_config import PerfTargets
 
 SCHEMA_VERSION = 1
-EFFICIENCY_COLUMNS = ["params_m", "gflops_per_image", "train_step_ms", "inference_ms", "peak_memory_mb"]
+EFFICIENCY_COLUMNS = ["params_m", "gflops_per_image", "train_step_ms", "train_images_per_s", "inference_ms",
+                      "peak_memory_mb"]
 
 
 def _status(ok: bool | None) -> str:
@@ -154,7 +155,8 @@ def markdown(record: dict[str, Any]) -> str:
              f"compile {s['compile']}; {s['repeats']} timed rounds after {s['warmup']} warm-up steps "
              f"(median, IQR). CPU utilisation during timing {m.get('cpu_utilisation')}, load average "
              f"{m.get('loadavg_start')} -> {m.get('loadavg_end')}.", "",
-             f"Dense matmul ({record['matmul']['n']}^2, {record['matmul']['dtype']}): "
+             f"Dense matmul ({record['matmul']['n']}^2, {record['matmul']['dtype']}, "
+             f"{record['matmul'].get('calls', 1)} per timed call): "
              f"{record['matmul']['gflops']:.1f} GFLOP/s (best {record['matmul']['gflops_best']:.1f}).", ""]
     for note in record.get("notes", []):
         lines.append(f"> {note}")

@@ -29,8 +29,8 @@ def size_name(size: Size) -> str:
 
 
 def suite_settings(params: Params, suite: str) -> PerfSuiteConfig:
-    """The suite's `perf:` entry in params.yaml, or the defaults (also before `perf` is part of the schema)."""
-    return (getattr(params, "perf", None) or {}).get(suite) or PerfSuiteConfig()
+    """The suite's `perf:` entry in params.yaml, or the defaults."""
+    return params.perf.get(suite) or PerfSuiteConfig()
 
 
 def select_experiments(params: Params, suite: str, methods: list[str] | None) -> list[str]:

@@ -3,7 +3,9 @@
 Every cell is mean ± std over the seeds found; the best mean of each metric column is bold; the main metric of each
 row is compared with the best baseline row by Welch's t-test (two-sided, scipy), and the p-value is shown beside it,
 with † where p < `alpha`. Which experiments form a table, and which of them are baselines, is declared in
-params.yaml under `tables:`; nothing here names a fusion method.
+params.yaml under `tables:`; nothing here names a fusion method. Parameters and GFLOPs come with each metric file;
+training throughput and peak memory come from the suite's `perf.json` (`asymfusion bench`: every model timed
+round-robin on the same machine, so they compare), not from the training runs, whose speed depends on what else ran.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ def _blanked(modality: str, name: str) -> Callable[[dict[str, Any]], float | Non
     return get
 
 
+def _perf(key: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(record: dict[str, Any]) -> float | None:
+        return record.get("perf", {}).get(key)
+
+    return get
+
+
 def columns_for(kind: Kind, records: list[dict[str, Any]]) -> tuple[list[Column], str]:
     """The table's columns and the name of its main metric column."""
     modalities: list[str] = []
@@ -59,7 +68,8 @@ def columns_for(kind: Kind, records: list[dict[str, Any]]) -> tuple[list[Column]
                  Column("mean acc", _metric("ensemble", "mean_acc"), True),
                  Column("params (M)", lambda r: r["parameters"], None, 1e-6, 3),
                  Column("GFLOPs", lambda r: r["gflops_per_image"], None, 1.0, 3),
-                 Column("train img/s", lambda r: r["timings"]["train_images_per_s"], None, 1.0, 0)]
+                 Column("train img/s", _perf("train_images_per_s"), None, 1.0, 0),
+                 Column("peak MB", _perf("peak_memory_mb"), None, 1.0, 0)]
         return cols, "mIoU fused"
     if kind == "robustness":
         inputs = sorted({m for r in records for m in r["robustness"]["blanked"]}, key=lambda m: (m != "rgb", m))
@@ -166,6 +176,9 @@ def render(frame: pd.DataFrame, fmt: Literal["md", "tex"]) -> str:
         lines.append(cells)
     note = (f"Mean ± std over seeds; best in bold. p: two-sided Welch t-test of {frame.attrs['main']} against the best "
             f"baseline ({frame.attrs.get('baseline', 'none')}); † p < {frame.attrs['alpha']}.")
+    if any(c.name == "train img/s" for c in columns):
+        note += (" train img/s and peak MB: `asymfusion bench` (perf.json), training step at the experiment's input "
+                 "size and batch; – where not benchmarked.")
     if latex:
         body = "\n".join(" & ".join(row) + r" \\" for row in lines)
         return (f"% {frame.attrs['title']}\n\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}\n\\toprule\n"
@@ -177,8 +190,24 @@ def render(frame: pd.DataFrame, fmt: Literal["md", "tex"]) -> str:
     return "\n".join(out + ["", note, ""])
 
 
-def write_tables(tables: list[TableConfig], metrics_dir: Path, out_dir: Path) -> list[Path]:
+def attach_perf(groups: dict[str, list[dict[str, Any]]], perf_json: Path) -> None:
+    """Give every metric record of a benchmarked experiment its efficiency row from perf.json (key "perf")."""
+    from asymfusion.benchmark.perf_report import efficiency_table
+
+    efficiency = efficiency_table(perf_json)
+    for experiment, records in groups.items():
+        if experiment in efficiency.index:
+            row = {k: float(v) for k, v in efficiency.loc[experiment].items()}
+            for record in records:
+                record["perf"] = row
+
+
+def write_tables(tables: list[TableConfig], metrics_dir: Path, out_dir: Path,
+                 perf_json: Path | None = None) -> list[Path]:
+    """Every table as .md, .tex and .csv; efficiency columns from `perf_json` when it exists."""
     groups = load_records(metrics_dir)
+    if perf_json is not None and perf_json.is_file():
+        attach_perf(groups, perf_json)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for table in tables:

@@ -35,6 +35,7 @@ def build_dataset(
     if dataset.task == "segmentation":
         assert dataset.num_classes is not None
         return SegmentationDataset(root, split, data.modalities, dataset.num_classes, transform, seed=seed,
-                                   depth_scale=dataset.depth_scale)
+                                   depth_scale=dataset.depth_scale, cache_decoded=data.cache_decoded)
     assert data.target is not None
-    return TranslationDataset(root, split, data.modalities, data.target, transform, seed=seed)
+    return TranslationDataset(root, split, data.modalities, data.target, transform, seed=seed,
+                              cache_decoded=data.cache_decoded)

@@ -88,6 +88,9 @@ class DataConfig(Strict):
     batch_size: int = Field(8, ge=1, description="training batch per process")
     val_batch_size: int = Field(8, ge=1, description="evaluation batch per process")
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes")
+    cache_decoded: bool = Field(False, description="keep every decoded sample in memory after its first read (small "
+                                "datasets; PNG decoding is most of the loading time). Workers keep their own copy, "
+                                "rebuilt each epoch, so it pays off with num_workers 0")
     train_transforms: TransformConfig = TransformConfig()
     val_transforms: TransformConfig = TransformConfig()
 

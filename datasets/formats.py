@@ -18,6 +18,7 @@ Translation layout (Taskonomy's naming)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,16 @@ def write_png(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     image.save(tmp, format="PNG", compress_level=6)
     tmp.replace(path)
+
+
+def cached_decode(cache: dict[int, dict[str, np.ndarray]] | None, index: int,
+                  decode: Callable[[int], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """`decode(index)`, kept in `cache` (None: no caching); callers get copies, so no transform can alter the cache."""
+    if cache is None:
+        return decode(index)
+    if index not in cache:
+        cache[index] = decode(index)
+    return {key: array.copy() for key, array in cache[index].items()}
 
 
 def read_png(path: Path) -> np.ndarray:

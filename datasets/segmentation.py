@@ -15,7 +15,14 @@ import torch
 from torch.utils.data import Dataset
 
 from asymfusion.datasets.config import SEGMENTATION_MODALITIES, TransformConfig
-from asymfusion.datasets.formats import DEPTH_SCALE, IGNORE_INDEX, DataFormatError, read_list, read_png
+from asymfusion.datasets.formats import (
+    DEPTH_SCALE,
+    IGNORE_INDEX,
+    DataFormatError,
+    cached_decode,
+    read_list,
+    read_png,
+)
 from asymfusion.datasets.transforms import NEAREST_KEYS, JointTransform, sample_generator
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -35,8 +42,10 @@ class SegmentationDataset(Dataset):
         transform: TransformConfig | None = None,
         seed: int = 0,
         depth_scale: float = DEPTH_SCALE,
+        cache_decoded: bool = False,
     ) -> None:
         self.root = Path(root)
+        self._decoded: dict[int, dict[str, np.ndarray]] | None = {} if cache_decoded else None
         self.depth_scale = depth_scale
         self.split = split
         self.modalities = list(modalities)
@@ -68,6 +77,9 @@ class SegmentationDataset(Dataset):
 
     def load_raw(self, index: int) -> dict[str, np.ndarray]:
         """Decoded arrays in physical units: rgb uint8 HxWx3, depth float32 metres, target uint8 HxW."""
+        return cached_decode(self._decoded, index, self._decode)
+
+    def _decode(self, index: int) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for key in [*self.modalities, "target"]:
             path = self.path(index, key)

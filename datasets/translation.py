@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from asymfusion.datasets.config import TRANSLATION_MODALITIES, TransformConfig
-from asymfusion.datasets.formats import DataFormatError, read_list, read_png
+from asymfusion.datasets.formats import DataFormatError, cached_decode, read_list, read_png
 from asymfusion.datasets.transforms import JointTransform, sample_generator
 
 # Fixed maxima CEN divides by before quantising a 16-bit domain to 8 bits.
@@ -56,8 +56,10 @@ class TranslationDataset(Dataset):
         target: str,
         transform: TransformConfig | None = None,
         seed: int = 0,
+        cache_decoded: bool = False,
     ) -> None:
         self.root = Path(root)
+        self._decoded: dict[int, dict[str, np.ndarray]] | None = {} if cache_decoded else None
         self.split = split
         self.modalities = list(modalities)
         self.target = target
@@ -85,6 +87,9 @@ class TranslationDataset(Dataset):
 
     def load_raw(self, index: int) -> dict[str, np.ndarray]:
         """CEN-preprocessed arrays in [0, 1] for every input domain and the target (key "target")."""
+        return cached_decode(self._decoded, index, self._decode)
+
+    def _decode(self, index: int) -> dict[str, np.ndarray]:
         out = {}
         for domain in [*self.modalities, self.target]:
             path = self.path(index, domain)

@@ -113,3 +113,37 @@ def test_translation_template_without_placeholder_is_rejected(translation_root: 
     (translation_root / "train.txt").write_text("rgb/point_0_view_0_domain_rgb.png\n")
     with pytest.raises(DataFormatError, match=r"train.txt:1: template .* has no \{domain\}"):
         TranslationDataset(translation_root, "train", ["reshading"], "rgb")
+
+
+@pytest.mark.parametrize("task", ["segmentation", "translation"])
+def test_cached_decoding_gives_the_same_samples_and_reads_each_file_once(
+    task: str, seg_root: Path, translation_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asymfusion.datasets.segmentation as seg_module
+    import asymfusion.datasets.translation as trans_module
+
+    module = seg_module if task == "segmentation" else trans_module
+
+    def make(cache: bool):
+        if task == "segmentation":
+            cfg = TransformConfig(scale=(0.5, 2.0), crop=16, hflip=True)
+            return SegmentationDataset(seg_root, "train", ["rgb", "depth"], num_classes=5, transform=cfg, seed=3,
+                                       cache_decoded=cache)
+        cfg = TransformConfig(resize=20, crop=12, hflip=True)
+        return TranslationDataset(translation_root, "train", ["reshading", "depth_zbuffer"], "rgb", transform=cfg,
+                                  seed=3, cache_decoded=cache)
+
+    plain, cached = make(False), make(True)
+    reads: list[Path] = []
+    original = module.read_png
+    monkeypatch.setattr(module, "read_png", lambda path: reads.append(path) or original(path))
+    for epoch in range(3):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for index in range(len(plain)):
+            a, b = plain[index], cached[index]
+            b_again = cached[index]  # a transform that wrote into the cached arrays would show here
+            for key in a:
+                assert torch.equal(a[key], b[key]) and torch.equal(b[key], b_again[key]), (epoch, index, key)
+    files_per_sample = 3
+    assert len(reads) == len(plain) * files_per_sample * (3 + 1)  # plain: every epoch; cached: once

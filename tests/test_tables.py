@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -88,6 +89,31 @@ def test_write_tables_writes_md_csv_tex(metrics_dir: Path, tmp_path: Path) -> No
     written = write_tables([TABLE], metrics_dir, tmp_path / "tables")
     assert {p.suffix for p in written} == {".md", ".csv", ".tex"}
     assert "mIoU fused" in (tmp_path / "tables" / "main.csv").read_text().splitlines()[0]
+
+
+def _perf_row(experiment: str, batch: int, execution: str, step_ms: float) -> dict:
+    return {"status": "measured", "experiment": experiment, "method": experiment.split("-")[1], "backbone": "r18",
+            "size": [48, 48], "batch": batch, "execution": execution, "params": 1e6, "gflops_per_image": 0.5,
+            "train_gflops_per_step": 1.0, "train_step": {"median_ms": step_ms, "iqr_ms": 1.0},
+            "inference": {"median_ms": step_ms / 3, "iqr_ms": 0.1}, "train_images_per_s": batch / step_ms * 1e3,
+            "achieved_gflops": 1.0, "matmul_fraction": 0.1, "peak_memory_mb": 123.0, "step_memory_mb": 100.0,
+            "default_shape": batch == 16}
+
+
+def test_throughput_and_memory_columns_come_from_the_benchmark(metrics_dir: Path, tmp_path: Path) -> None:
+    perf = tmp_path / "perf.json"
+    perf.write_text(json.dumps({"rows": [
+        _perf_row("exp-a", 2, "stacked", 10.0),      # not the experiment's own batch: ignored
+        _perf_row("exp-a", 16, "loop", 400.0),       # the loop execution: ignored
+        _perf_row("exp-a", 16, "stacked", 200.0),    # -> 80 img/s
+    ]}))
+    write_tables([TABLE], metrics_dir, tmp_path / "tables", perf_json=perf)
+    csv = pd.read_csv(tmp_path / "tables" / "main.csv").set_index("experiment")
+    assert csv.at["exp-a", "train img/s"] == pytest.approx(80.0)
+    assert csv.at["exp-a", "peak MB"] == pytest.approx(123.0)
+    assert math.isnan(csv.at["exp-b", "train img/s"])  # not benchmarked: no number from elsewhere
+    md = (tmp_path / "tables" / "main.md").read_text()
+    assert "| 80 | 123 |" in md and "asymfusion bench" in md
 
 
 def test_missing_metric_files_are_named(metrics_dir: Path) -> None:
