@@ -145,6 +145,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     model = build_model(cfg.model).to(runtime.device)
     model.load_state_dict(state["model"])
     model.eval()
+    if cfg.train.channels_last:  # as trained: validate() feeds channels_last inputs too
+        model = model.to(memory_format=torch.channels_last)
     dataset = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(len(dataset), runtime),
                         num_workers=cfg.data.num_workers)

@@ -107,7 +107,9 @@ def evaluate_targets(record: dict[str, Any], targets: PerfTargets) -> list[dict[
         "status": _status(None if worst_data is None else all(d["share"] <= targets.data_share_max for d in data)),
         "clear": None if worst_data is None else True,
         "detail": [f"{d['experiment']}: {d['share']:.3f} (fetch {d['load']['median_ms']:.1f} ms, step "
-                   f"{d['step']['median_ms']:.1f} ms, num_workers {d['num_workers']}, {d['threads']} threads)"
+                   f"{d['step']['median_ms']:.1f} ms, num_workers {d['num_workers']}, {d['threads']} threads"
+                   + (f"; first epoch {d['first_epoch']['share']:.3f}, later epochs {d['later_epochs']['share']:.3f}"
+                      if "first_epoch" in d else "") + ")"
                    for d in data]
         or sorted({f"skipped: {d['reason']}" for d in record["data"]}) or ["not measured"],
     })

@@ -138,6 +138,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True,
     disc = build_discriminator(cfg.model).to(runtime.device) if cfg.dataset.task == "translation" else None
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+        disc = disc.to(memory_format=torch.channels_last) if disc is not None else None
     schedule = Schedule(cfg.optimiser, cfg.train.epochs, steps)
     optimiser = make_model_optimiser(cfg.optimiser, model, *schedule.base_lrs(0))
     scheduler = schedule.scheduler(optimiser)
