@@ -104,3 +104,13 @@ def test_fusion_point_switches_and_ratio() -> None:
     half = ShuffleShift(10, 2, exchanged_fraction=0.5)
     assert (half.exchanged, half.group) == (5, 1)
     assert sum(p.numel() for p in half.parameters()) == 0
+
+
+@pytest.mark.parametrize("num_modalities", [2, 3])
+def test_fusion_point_keeps_the_channels_last_memory_format(num_modalities: int) -> None:
+    # A fusion point that returned NCHW tensors would make every following channels_last conv reorder its input.
+    x = torch.randn(num_modalities * 2, 10, 6, 6).contiguous(memory_format=torch.channels_last)
+    point = ShuffleShift(10, num_modalities)
+    out = point(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, point(x.contiguous()))  # same values in either format
