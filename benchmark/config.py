@@ -96,6 +96,8 @@ class EvalConfig(Strict):
     fid_kid: bool = Field(True, description="translation: FID/KID when the Inception weights file exists")
     kid_subsets: int = Field(50, ge=1, description="KID subsets (CEN: 50)")
     kid_subset_size: int = Field(1000, ge=2, description="KID subset size, capped at the sample count (CEN)")
+    threads: int | None = Field(None, ge=1, le=256, description="torch intra-op threads for evaluation (None: torch's "
+                                "default, every core; train.threads is meant for seeds trained side by side)")
 
 
 class ExperimentConfig(Strict):

@@ -133,7 +133,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     """Evaluate the run's best checkpoint on the validation split and write `results/<suite>/metrics/<run>.json`."""
     from asymfusion.models import build_model
 
-    runtime = setup_runtime(cfg.train.device, cfg.train.threads)
+    runtime = setup_runtime(cfg.train.device, cfg.evaluate.threads)  # one process: every core by default
     seed_everything(cfg.seed)
     path = cfg.checkpoint_dir / checkpoint
     if not path.is_file():

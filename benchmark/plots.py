@@ -77,9 +77,12 @@ def curves(table: TableConfig, groups: dict[str, list[dict[str, Any]]], out: Pat
             continue
         length = min(map(len, series))
         values = np.array([s[:length] for s in series], dtype=float)
-        epochs = np.arange(1, length + 1)
+        validated = ~np.isnan(values).all(axis=0)  # with train.eval_every > 1 some epochs have no validation
+        if not validated.any():
+            continue
+        values, epochs = values[:, validated], np.arange(1, length + 1)[validated]
         mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-        ax.plot(epochs, mean, label=label)
+        ax.plot(epochs, mean, marker="o", markersize=3, label=label)
         ax.fill_between(epochs, mean - std, mean + std, alpha=0.15)
         drawn = True
     if not drawn:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from asymfusion.benchmark.config import ClaimConfig, Params
-from asymfusion.benchmark.tables import build_table, load_records, render, welch_p
+from asymfusion.benchmark.tables import attach_perf, build_table, load_records, render, welch_p
 
 
 def _main_values(records: list[dict[str, Any]]) -> tuple[list[float], str, bool]:
@@ -60,6 +60,8 @@ def write_report(params: Params, suite: str) -> Path:
     cfg = params.suites[suite]
     results = Path(cfg.results)
     groups = load_records(results / "metrics")
+    if cfg.perf and (results / "perf.json").is_file():  # the same efficiency columns as tables/*.md
+        attach_perf(groups, results / "perf.json")
     lines = [f"# Results: `{suite}` suite", "", cfg.description, "",
              f"Produced by `dvc repro report-{suite}` (for the quick suite: `make quick`) from the metric files in "
              f"`metrics/`; every number below is computed from them. Seeds: {cfg.seeds}.", ""]

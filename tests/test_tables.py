@@ -138,3 +138,27 @@ def test_claim_verdicts_follow_sign_significance_and_margin(metrics_dir: Path) -
     assert too_small["verdict"] == "does not hold"
     best_of = judge(ClaimConfig(statement="B > best of A, C", better=["exp-b"], worse=["exp-c", "exp-a"]), groups)
     assert best_of["worse"] == "exp-a"
+
+
+def test_training_curves_skip_epochs_without_validation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from asymfusion.benchmark.plots import curves
+
+    # eval_every 2: validation after epochs 2 and 4 only
+    history = [{"epoch": 1}, {"epoch": 2, "val_ensemble_miou": 20.0}, {"epoch": 3}, {"epoch": 4, "val_ensemble_miou": 30.0}]
+    groups = {"exp-a": [{**_record("exp-a", s, 50.0), "history": history} for s in range(2)]}
+    table = TableConfig(name="t", title="t", kind="segmentation", rows={"exp-a": "A"})
+    captured = {}
+    import matplotlib.axes
+
+    original = matplotlib.axes.Axes.plot
+
+    def spy(self, x, y, *args, **kwargs):
+        captured["x"], captured["y"] = list(x), list(y)
+        return original(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    assert curves(table, groups, tmp_path / "c.png") is not None
+    assert captured == {"x": [2, 4], "y": [20.0, 30.0]}
