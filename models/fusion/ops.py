@@ -53,14 +53,15 @@ def channel_shuffle(x: Tensor, num_modalities: int, exchanged: int, receivers: S
     """
     if exchanged <= 0:
         return x
-    keep = x.shape[1] - exchanged
-    tail = x[:, keep:]
+    # Whole-tensor exchange + a per-channel select instead of slicing the last channels out and concatenating them
+    # back: slices along channels are strided under channels_last, the select is one vectorised elementwise kernel.
     if symmetric:
-        incoming = tail.unflatten(0, (num_modalities, -1)).mean(0, keepdim=True)
-        incoming = incoming.expand(num_modalities, *incoming.shape[1:]).flatten(0, 1)
+        mean = sum(x.chunk(num_modalities, dim=0)) / num_modalities  # elementwise: keeps x's memory format
+        incoming = torch.cat([mean] * num_modalities, dim=0)
     else:
-        incoming = from_next_modality(tail, num_modalities)
-    return torch.cat([x[:, :keep], _mixed(tail, incoming, num_modalities, receivers)], dim=1)
+        incoming = from_next_modality(x, num_modalities)
+    exchanged_mask = (torch.arange(x.shape[1], device=x.device) >= x.shape[1] - exchanged).view(1, -1, 1, 1)
+    return torch.where(exchanged_mask, _mixed(x, incoming, num_modalities, receivers), x)
 
 
 def pixel_shift(x: Tensor, group: int) -> Tensor:

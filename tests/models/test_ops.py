@@ -107,10 +107,11 @@ def test_fusion_point_switches_and_ratio() -> None:
 
 
 @pytest.mark.parametrize("num_modalities", [2, 3])
-def test_fusion_point_keeps_the_channels_last_memory_format(num_modalities: int) -> None:
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_fusion_point_keeps_the_channels_last_memory_format(num_modalities: int, symmetric: bool) -> None:
     # A fusion point that returned NCHW tensors would make every following channels_last conv reorder its input.
     x = torch.randn(num_modalities * 2, 10, 6, 6).contiguous(memory_format=torch.channels_last)
-    point = ShuffleShift(10, num_modalities)
+    point = ShuffleShift(10, num_modalities, symmetric=symmetric)
     out = point(x)
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(out, point(x.contiguous()))  # same values in either format
