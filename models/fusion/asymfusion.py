@@ -60,9 +60,9 @@ class FusedBottleneck(_FusedBlock):
 
     def forward(self, x: Tensor) -> Tensor:
         a = self.act1(self.bn1(self.conv1(x)))
-        a, sent = self.fusion.split(a)  # sent: pixel-shifted a (before the shuffle); a: shuffle #1
+        a, received = self.fusion.split(a)  # received: the other modality's a (unshifted); a: shuffle #1
         b = self.aa(self.act2(self.drop_block(self.bn2(self.conv2(a)))))
-        b = self.fusion.merge(b, sent)  # + the other modality's shifted features, then shuffle #2
+        b = self.fusion.merge(b, received)  # + the other modality's shifted features, then shuffle #2
         return self.act3(self._residual(self.bn3(self.conv3(b)), x))
 
 
@@ -71,8 +71,8 @@ class FusedBasicBlock(_FusedBlock):
 
     def forward(self, x: Tensor) -> Tensor:
         a = self.aa(self.act1(self.drop_block(self.bn1(self.conv1(x)))))
-        a, sent = self.fusion.split(a)
-        b = self.fusion.merge(self.bn2(self.conv2(a)), sent)
+        a, received = self.fusion.split(a)
+        b = self.fusion.merge(self.bn2(self.conv2(a)), received)
         return self.act2(self._residual(b, x))
 
 

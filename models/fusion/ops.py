@@ -7,6 +7,7 @@ Ring rule: modality m receives from m+1 mod M (for M = 2 this is the official sw
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -44,6 +45,28 @@ def _mixed(own: Tensor, received: Tensor, num_modalities: int, receivers: Sequen
                        own.unflatten(0, (num_modalities, -1))).flatten(0, 1)
 
 
+def _received(x: Tensor, num_modalities: int, symmetric: bool) -> Tensor:
+    """What each modality receives: the next modality's rows (ring rule), or the mean over all (symmetric)."""
+    if symmetric:
+        mean = sum(x.chunk(num_modalities, dim=0)) / num_modalities  # elementwise: keeps x's memory format
+        return torch.cat([mean] * num_modalities, dim=0)
+    return from_next_modality(x, num_modalities)
+
+
+@functools.lru_cache(maxsize=256)
+def _exchanged_mask(channels: int, exchanged: int, device: torch.device) -> Tensor:
+    with torch.inference_mode(False):  # a cached inference tensor could not be saved for backward later
+        return (torch.arange(channels, device=device) >= channels - exchanged).view(1, -1, 1, 1)
+
+
+def _exchange(x: Tensor, incoming: Tensor, exchanged: int, num_modalities: int,
+              receivers: Sequence[bool] | None) -> Tensor:
+    # Whole-tensor exchange + a per-channel select instead of slicing the last channels out and concatenating them
+    # back: slices along channels are strided under channels_last, the select is one vectorised elementwise kernel.
+    mask = _exchanged_mask(x.shape[1], exchanged, x.device)
+    return torch.where(mask, _mixed(x, incoming, num_modalities, receivers), x)
+
+
 def channel_shuffle(x: Tensor, num_modalities: int, exchanged: int, receivers: Sequence[bool] | None = None,
                     symmetric: bool = False) -> Tensor:
     """Replace each modality's last `exchanged` channels by the next modality's (same indices); the rest stays.
@@ -53,41 +76,61 @@ def channel_shuffle(x: Tensor, num_modalities: int, exchanged: int, receivers: S
     """
     if exchanged <= 0:
         return x
-    # Whole-tensor exchange + a per-channel select instead of slicing the last channels out and concatenating them
-    # back: slices along channels are strided under channels_last, the select is one vectorised elementwise kernel.
-    if symmetric:
-        mean = sum(x.chunk(num_modalities, dim=0)) / num_modalities  # elementwise: keeps x's memory format
-        incoming = torch.cat([mean] * num_modalities, dim=0)
+    return _exchange(x, _received(x, num_modalities, symmetric), exchanged, num_modalities, receivers)
+
+
+@functools.lru_cache(maxsize=256)
+def _shift_table(channels: int, group: int, height: int, width: int, dtype: torch.dtype,
+                 device: torch.device) -> tuple[Tensor, Tensor]:
+    """Gather index [H*W, C] (flat source pixel of every output pixel and channel) and its 0/1 validity mask.
+
+    Channel c is in shift group c // group (0 down, 1 right, 2 left, 3 up); groups >= 4 and pixels shifted in from
+    outside the image get mask 0 (the official zero padding)."""
+    with torch.inference_mode(False):  # a cached inference tensor could not be saved for backward later
+        return _build_shift_table(channels, group, height, width, dtype, device)
+
+
+def _build_shift_table(channels: int, group: int, height: int, width: int, dtype: torch.dtype,
+                       device: torch.device) -> tuple[Tensor, Tensor]:
+    h = torch.arange(height, device=device).view(-1, 1).expand(height, width)
+    w = torch.arange(width, device=device).view(1, -1).expand(height, width)
+    src_h, src_w = torch.stack([h - 1, h, h, h + 1]), torch.stack([w, w - 1, w + 1, w])  # down, right, left, up
+    inside = (src_h >= 0) & (src_h < height) & (src_w >= 0) & (src_w < width)
+    source = torch.where(inside, src_h * width + src_w, 0).flatten(1)  # [4, H*W]
+    group_of = torch.arange(channels, device=device) // group
+    shifted, k = group_of < 4, group_of.clamp(max=3)
+    index = torch.where(shifted, source[k].T, 0)
+    return index, (inside.flatten(1)[k].T & shifted).to(dtype)
+
+
+def _shift(x: Tensor, group: int, add_to: Tensor | None = None) -> Tensor:
+    """pixel_shift(x) (+ add_to): one gather and one fused multiply(-add) in x's memory format, instead of four
+    strided slice copies into a zero tensor (those cost several kernels each in forward and backward)."""
+    n, c, h, w = x.shape
+    index, mask = _shift_table(c, group, h, w, x.dtype, x.device)
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        flat, index = x.permute(0, 2, 3, 1).reshape(n, h * w, c), index.expand(n, -1, -1)  # a view: NHWC memory
+        gathered, mask = flat.gather(1, index).view(n, h, w, c).permute(0, 3, 1, 2), mask.view(1, h, w, c)
+        mask = mask.permute(0, 3, 1, 2)
     else:
-        incoming = from_next_modality(x, num_modalities)
-    exchanged_mask = (torch.arange(x.shape[1], device=x.device) >= x.shape[1] - exchanged).view(1, -1, 1, 1)
-    return torch.where(exchanged_mask, _mixed(x, incoming, num_modalities, receivers), x)
+        flat, index = x.reshape(n, c, h * w), index.T.expand(n, -1, -1)
+        gathered, mask = flat.gather(2, index).view(n, c, h, w), mask.T.reshape(1, c, h, w)
+    return gathered * mask if add_to is None else torch.addcmul(add_to, gathered, mask)
 
 
 def pixel_shift(x: Tensor, group: int) -> Tensor:
     """Shifted copy of the first 4*group channels, zero elsewhere: group 0 moves down 1 px, group 1 right, group 2
     left, group 3 up; vacated pixels are zero. This is what a modality *sends*; see `ShuffleShift.merge`.
     """
-    out = torch.zeros_like(x)
-    g = group
-    if g <= 0:
-        return out
-    out[:, 0 * g:1 * g, 1:, :] = x[:, 0 * g:1 * g, :-1, :]  # down
-    out[:, 1 * g:2 * g, :, 1:] = x[:, 1 * g:2 * g, :, :-1]  # right
-    out[:, 2 * g:3 * g, :, :-1] = x[:, 2 * g:3 * g, :, 1:]  # left
-    out[:, 3 * g:4 * g, :-1, :] = x[:, 3 * g:4 * g, 1:, :]  # up
-    return out
+    if group <= 0:
+        return torch.zeros_like(x)
+    return _shift(x, group)
 
 
 def receive_shift(x: Tensor, shifted: Tensor, num_modalities: int, receivers: Sequence[bool] | None = None,
                   symmetric: bool = False) -> Tensor:
     """x_m + shifted_{m+1}: each modality adds the OTHER modality's shifted features (symmetric: the mean of all)."""
-    if symmetric:
-        incoming = shifted.unflatten(0, (num_modalities, -1)).mean(0, keepdim=True)
-        incoming = incoming.expand(num_modalities, *incoming.shape[1:]).flatten(0, 1)
-    else:
-        incoming = from_next_modality(shifted, num_modalities)
-    return x + _mixed(torch.zeros_like(x), incoming, num_modalities, receivers)
+    return x + _mixed(torch.zeros_like(x), _received(shifted, num_modalities, symmetric), num_modalities, receivers)
 
 
 class ShuffleShift(nn.Module):
@@ -113,19 +156,31 @@ class ShuffleShift(nn.Module):
         return channel_shuffle(x, self.num_modalities, self.exchanged, self.receivers, self.symmetric)
 
     def split(self, a: Tensor) -> tuple[Tensor, Tensor | None]:
-        sent = pixel_shift(a, self.group) if self.group > 0 else None
-        return self.shuffle(a), sent
+        """Shuffle #1 of `a`, and what this point received from the other modality (unshifted) for `merge`.
 
-    def merge(self, b: Tensor, sent: Tensor | None) -> Tensor:
-        if sent is not None:
-            b = receive_shift(b, sent, self.num_modalities, self.receivers, self.symmetric)
+        The ring exchange (or mean) is computed once and serves both ops: shifting the received rows equals
+        receiving the shifted rows, since the shift acts on each sample alone."""
+        if self.exchanged <= 0 and self.group <= 0:
+            return a, None
+        incoming = _received(a, self.num_modalities, self.symmetric)
+        shuffled = a if self.exchanged <= 0 else _exchange(a, incoming, self.exchanged, self.num_modalities,
+                                                            self.receivers)
+        return shuffled, incoming if self.group > 0 else None
+
+    def add_shift(self, x: Tensor, incoming: Tensor) -> Tensor:
+        """x + pixel_shift(incoming) for the receiving modalities."""
+        if self.receivers is None or all(self.receivers):
+            return _shift(incoming, self.group, add_to=x)
+        return x + _mixed(torch.zeros_like(x), _shift(incoming, self.group), self.num_modalities, self.receivers)
+
+    def merge(self, b: Tensor, incoming: Tensor | None) -> Tensor:
+        if incoming is not None:
+            b = self.add_shift(b, incoming)
         return self.shuffle(b)
 
     def forward(self, x: Tensor) -> Tensor:
-        shuffled, sent = self.split(x)
-        if sent is None:
-            return shuffled
-        return receive_shift(shuffled, sent, self.num_modalities, self.receivers, self.symmetric)
+        shuffled, incoming = self.split(x)
+        return shuffled if incoming is None else self.add_shift(shuffled, incoming)
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, exchanged={self.exchanged}, shift_group={self.group}, "

@@ -86,13 +86,13 @@ def test_each_modality_receives_the_next_modalitys_shifted_features() -> None:
 def test_fusion_point_in_a_block_matches_steps_two_to_six_for_two_modalities() -> None:
     a = torch.randn(4, 10, 4, 4)  # M=2, B=2, C=10: g=2, k=8
     point = ShuffleShift(10, num_modalities=2)
-    shuffled, sent = point.split(a)
+    shuffled, received = point.split(a)
     a0, a1 = a[:2], a[2:]
     swapped = [torch.cat([a0[:, :8], a1[:, 8:]], 1), torch.cat([a1[:, :8], a0[:, 8:]], 1)]
     assert torch.equal(shuffled, torch.cat(swapped))
-    assert torch.equal(sent, pixel_shift(a, 2))
+    assert torch.equal(received, torch.cat([a1, a0]))  # unshifted: merge shifts it
     b = torch.randn(4, 10, 4, 4)
-    merged = point.merge(b, sent)
+    merged = point.merge(b, received)
     b0, b1 = b[:2] + pixel_shift(a1, 2), b[2:] + pixel_shift(a0, 2)
     assert torch.equal(merged, torch.cat([torch.cat([b0[:, :8], b1[:, 8:]], 1), torch.cat([b1[:, :8], b0[:, 8:]], 1)]))
 
@@ -115,3 +115,72 @@ def test_fusion_point_keeps_the_channels_last_memory_format(num_modalities: int,
     out = point(x)
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(out, point(x.contiguous()))  # same values in either format
+
+
+def _official_shift(x: torch.Tensor, group: int) -> torch.Tensor:
+    """The official code's indexing: zero-pad by one pixel, crop each of the four groups at its offset."""
+    h, w = x.shape[-2:]
+    out = torch.zeros_like(x)
+    for index, (dh, dw) in enumerate([(-1, 0), (0, -1), (0, 1), (1, 0)]):
+        part = slice(group * index, group * (index + 1))
+        out[:, part] = F.pad(x[:, part], (1, 1, 1, 1))[:, :, dh + 1:h + dh + 1, dw + 1:w + dw + 1]
+    return out
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("num_modalities, options", [
+    (2, {}), (3, {}), (2, {"symmetric": True}), (3, {"symmetric": True}), (2, {"receivers": [False, True]}),
+    (2, {"exchanged_fraction": 0.5}), (2, {"shuffle": False}), (2, {"shift": False}),
+])
+def test_fusion_point_forward_and_gradients_equal_the_step_by_step_definition(
+        channels_last: bool, num_modalities: int, options: dict) -> None:
+    # split/merge compute the ring exchange once and shift what was received; the definition shifts what is sent.
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    a, b = (torch.randn(num_modalities * 2, 11, 5, 6).contiguous(memory_format=fmt) for _ in range(2))
+    point = ShuffleShift(11, num_modalities, **options)
+    receivers, symmetric = point.receivers, point.symmetric
+
+    def definition(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        shuffled = channel_shuffle(a, num_modalities, point.exchanged, receivers, symmetric)
+        if point.group > 0:
+            b = receive_shift(b + 0 * shuffled.sum(), _official_shift(a, point.group), num_modalities, receivers,
+                              symmetric)
+        return channel_shuffle(b, num_modalities, point.exchanged, receivers, symmetric), shuffled
+
+    def ours(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        shuffled, received = point.split(a)
+        return point.merge(b + 0 * shuffled.sum(), received), shuffled
+
+    grads = []
+    for fn in (definition, ours):
+        a_, b_ = a.clone().requires_grad_(), b.clone().requires_grad_()
+        merged, shuffled = fn(a_, b_)
+        (merged * torch.arange(merged.numel()).view_as(merged).sin() + shuffled.cos()).sum().backward()
+        grads.append((merged.detach(), shuffled.detach(), a_.grad, b_.grad))
+    for expected, got in zip(*grads):
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    assert grads[1][0].is_contiguous(memory_format=fmt)
+
+
+def test_pixel_shift_gradient_is_the_opposite_shift() -> None:
+    x = torch.randn(2, 10, 4, 5, requires_grad=True)
+    upstream = torch.randn(2, 10, 4, 5)
+    (pixel_shift(x, 2) * upstream).sum().backward()
+    down, right, left, up = (upstream[:, 2 * k:2 * k + 2] for k in range(4))
+    expected = torch.zeros_like(x)
+    expected[:, 0:2, :-1] = down[:, :, 1:]        # a pixel moved down gets its gradient from the row below
+    expected[:, 2:4, :, :-1] = right[:, :, :, 1:]
+    expected[:, 4:6, :, 1:] = left[:, :, :, :-1]
+    expected[:, 6:8, 1:] = up[:, :, :-1]
+    assert torch.equal(x.grad, expected)
+
+
+def test_fusion_point_trains_after_its_first_call_ran_in_inference_mode() -> None:
+    # The ops cache their index and mask tensors; one made under inference_mode could not be saved for backward.
+    point = ShuffleShift(7, 2)
+    with torch.inference_mode():
+        point(torch.randn(2, 7, 3, 3))
+    x = torch.randn(2, 7, 3, 3, requires_grad=True)
+    point.merge(*point.split(x)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
