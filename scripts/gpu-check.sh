@@ -7,14 +7,17 @@
 # 3. the bench at the paper's NYUDv2 shapes (ResNet-101 + RefineNet, 480x640, batch 2 and 6);
 # 4. torch.compile of the quick target models (stacked execution, batch 16).
 # Each step has its own time limit and its log in $OUT; a failed step does not stop the others.
+# STEPS picks a subset, e.g. STEPS="bench-quick bench-paper" (default: every step).
 set -u
 OUT=${OUT:?set OUT to an output folder}
+STEPS=${STEPS:-"bench-quick train-ddp evaluate bench-paper bench-compile"}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" >> "$OUT/gpu.txt"
 
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
+  case " $STEPS " in *" $name "*) ;; *) echo "$name skipped" | tee -a "$OUT/steps.txt"; return ;; esac
   local t0=$SECONDS
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?; echo "$name rc=$rc $((SECONDS - t0))s" | tee -a "$OUT/steps.txt"
@@ -42,6 +45,6 @@ step bench-paper 150 asymfusion bench --suite paper --methods paper-nyudv2-asymf
   --sizes 480x640 --batches 2 6 --device cuda --amp bf16 --channels-last --no-data --repeats 10 --out "$OUT/bench-paper"
 
 
-step bench-compile 180 asymfusion bench --suite quick --methods quick-asymfusion quick-msbn --device cuda --amp bf16 \
+step bench-compile 220 asymfusion bench --suite quick --methods quick-asymfusion quick-msbn --device cuda --amp bf16 \
   --channels-last --compile --executions stacked --batches 16 --no-data --repeats 30 --out "$OUT/bench-compile"
 cat "$OUT/steps.txt"
