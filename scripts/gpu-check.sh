@@ -15,9 +15,10 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" >> "$OUT/gpu.txt"
 
+selected() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
-  case " $STEPS " in *" $name "*) ;; *) echo "$name skipped" | tee -a "$OUT/steps.txt"; return ;; esac
+  selected "$name" || { echo "$name skipped" >> "$OUT/steps.txt"; return; }
   local t0=$SECONDS
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?; echo "$name rc=$rc $((SECONDS - t0))s" | tee -a "$OUT/steps.txt"
@@ -25,7 +26,7 @@ step() {  # step NAME SECONDS COMMAND...
 
 step bench-quick 120 asymfusion bench --suite quick --methods quick-asymfusion quick-msbn --device cuda --amp bf16 \
   --channels-last --no-data --repeats 30 --out "$OUT/bench-quick"
-python3 - "$OUT" <<'PY'
+selected train-ddp && python3 - "$OUT" <<'PY'
 import sys, yaml
 out = sys.argv[1]
 params = yaml.safe_load(open("params.yaml"))
@@ -38,7 +39,7 @@ PY
 step train-ddp 120 torchrun --standalone --nproc_per_node=1 -m asymfusion.benchmark.cli --params "$OUT/params-gpu.yaml" \
   train --no-progress quick-asymfusion-s0
 step evaluate 60 asymfusion --params "$OUT/params-gpu.yaml" evaluate quick-asymfusion-s0
-cp results/quick/metrics/quick-asymfusion-s0.json "$OUT/" 2>/dev/null
+selected evaluate && cp results/quick/metrics/quick-asymfusion-s0.json "$OUT/" 2>/dev/null
 rm -rf "$OUT/checkpoints"
 
 step bench-paper 150 asymfusion bench --suite paper --methods paper-nyudv2-asymfusion paper-nyudv2-msbn \
