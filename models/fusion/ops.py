@@ -8,10 +8,13 @@ Ring rule: modality m receives from m+1 mod M (for M = 2 this is the official sw
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
+
+T = TypeVar("T")
 
 
 def exchanged_channels(channels: int, fraction: float | None = None) -> int:
@@ -53,10 +56,24 @@ def _received(x: Tensor, num_modalities: int, symmetric: bool) -> Tensor:
     return from_next_modality(x, num_modalities)
 
 
-@functools.lru_cache(maxsize=256)
+def _cached(build: Callable[..., T]) -> Callable[..., T]:
+    """Memoise a constant-table builder in eager mode. Tables are built outside inference_mode (a cached inference
+    tensor could not be saved for backward later); under torch.compile the builder is traced instead, so the
+    tables become graph constants and dynamo does not have to see through the cache."""
+    cached = functools.lru_cache(maxsize=256)(build)
+
+    @functools.wraps(build)
+    def get(*args: Any) -> T:
+        if torch.compiler.is_compiling():
+            return build(*args)
+        with torch.inference_mode(False):
+            return cached(*args)
+    return get
+
+
+@_cached
 def _exchanged_mask(channels: int, exchanged: int, device: torch.device) -> Tensor:
-    with torch.inference_mode(False):  # a cached inference tensor could not be saved for backward later
-        return (torch.arange(channels, device=device) >= channels - exchanged).view(1, -1, 1, 1)
+    return (torch.arange(channels, device=device) >= channels - exchanged).view(1, -1, 1, 1)
 
 
 def _exchange(x: Tensor, incoming: Tensor, exchanged: int, num_modalities: int,
@@ -79,19 +96,13 @@ def channel_shuffle(x: Tensor, num_modalities: int, exchanged: int, receivers: S
     return _exchange(x, _received(x, num_modalities, symmetric), exchanged, num_modalities, receivers)
 
 
-@functools.lru_cache(maxsize=256)
+@_cached
 def _shift_table(channels: int, group: int, height: int, width: int, dtype: torch.dtype,
                  device: torch.device) -> tuple[Tensor, Tensor]:
     """Gather index [H*W, C] (flat source pixel of every output pixel and channel) and its 0/1 validity mask.
 
     Channel c is in shift group c // group (0 down, 1 right, 2 left, 3 up); groups >= 4 and pixels shifted in from
     outside the image get mask 0 (the official zero padding)."""
-    with torch.inference_mode(False):  # a cached inference tensor could not be saved for backward later
-        return _build_shift_table(channels, group, height, width, dtype, device)
-
-
-def _build_shift_table(channels: int, group: int, height: int, width: int, dtype: torch.dtype,
-                       device: torch.device) -> tuple[Tensor, Tensor]:
     h = torch.arange(height, device=device).view(-1, 1).expand(height, width)
     w = torch.arange(width, device=device).view(1, -1).expand(height, width)
     src_h, src_w = torch.stack([h - 1, h, h, h + 1]), torch.stack([w, w - 1, w + 1, w])  # down, right, left, up

@@ -184,3 +184,25 @@ def test_fusion_point_trains_after_its_first_call_ran_in_inference_mode() -> Non
     x = torch.randn(2, 7, 3, 3, requires_grad=True)
     point.merge(*point.split(x)).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_fusion_point_compiles_as_one_graph_with_eager_values_and_gradients() -> None:
+    # Under torch.compile the constant tables are traced (no lru_cache for dynamo to see through, no graph break).
+    import warnings
+
+    torch._dynamo.reset()
+    point = ShuffleShift(11, 2)
+    compiled = torch.compile(lambda a, b: point.merge(point.split(a)[0] + b, point.split(a)[1]), backend="aot_eager",
+                             fullgraph=True)
+    a, b = torch.randn(4, 11, 5, 6), torch.randn(4, 11, 5, 6)
+    grads = []
+    for fn in (lambda a, b: point.merge(point.split(a)[0] + b, point.split(a)[1]), compiled):
+        a_, b_ = a.clone().requires_grad_(), b.clone().requires_grad_()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = fn(a_, b_)
+        (out * out).sum().backward()
+        assert not [w for w in caught if "lru_cache" in str(w.message)]
+        grads.append((out.detach(), a_.grad, b_.grad))
+    for eager, comp in zip(*grads):
+        torch.testing.assert_close(comp, eager)
