@@ -21,7 +21,7 @@ import yaml
 from asymfusion.benchmark.config import ConfigError, Params, list_runs, load_params, resolve_run, runs_of
 from asymfusion.benchmark.checkpoint import ResumeMismatch
 from asymfusion.benchmark.errors import NonFiniteLoss
-from asymfusion.datasets.fetch import FetchError
+from asymfusion.datasets.artifacts import FetchError
 from asymfusion.datasets.formats import DataFormatError
 
 
@@ -56,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = _params(args)
     runs = runs_of(params, args.run)
     for run, history in train_many(args.params, runs, jobs=args.jobs, restart=args.restart,
-                                   progress=not args.no_progress):
+                                   progress=not args.no_progress, on_change=args.on_change):
         last = history[-1] if history else {}
         print(f"{run}: trained {len(history)} epochs; "
               + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k.startswith("val_ensemble_")))
@@ -117,6 +117,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     params = _params(args)
     path = Path(args.dvc_yaml)
+    if args.specs:
+        from asymfusion.benchmark.specs import write_specs
+
+        written = write_specs(params, path)
+        print(f"wrote {len(written)} stage specs under {written[0].parent if written else 'results/specs'}")
+        return 0
     if args.check:
         if not path.exists() or path.read_text() != render_pipeline(params):
             print(f"{path} is out of date with {args.params}: run `asymfusion pipeline`", file=sys.stderr)
@@ -153,7 +159,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Verbs whose parsers are all defined in this module; any other verb (or none, or a typo) builds the full parser.
+_OWN_VERBS = {"config", "train", "evaluate", "tables", "plots", "report", "pipeline", "show"}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The command line; `verb` limits it to what that verb needs (None: every verb, e.g. for --help)."""
+    only = verb if verb in _OWN_VERBS | {"tune", "bench", "prepare", "fetch"} else None
     parser = argparse.ArgumentParser(prog="asymfusion", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="the params file to read (default: params.yaml)")
@@ -177,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds trained side by side in separate processes (each with train.threads threads)")
     p.add_argument("--restart", action="store_true",
                    help="start over even if a checkpoint exists (the old checkpoints are moved aside, not deleted)")
+    p.add_argument("--on-change", default="refuse", choices=["refuse", "restart"],
+                   help="a checkpoint written by another configuration: refuse (exit 2, keep it) or restart (move it "
+                   "aside and train from scratch; also when the training code changed). DVC stages use restart")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the log file is still written)")
     p.set_defaults(func=cmd_train)
 
@@ -209,18 +224,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("pipeline", help="generate dvc.yaml from params.yaml (one stage per step and experiment)")
     p.add_argument("--check", action="store_true", help="only check that dvc.yaml is up to date (exit 1 if not)")
+    p.add_argument("--specs", action="store_true", help="write results/specs/<stage>.json, what each stage depends "
+                   "on (the `specs` stage runs this; exit 2 if dvc.yaml is out of date)")
     p.add_argument("--dvc-yaml", default="dvc.yaml", help="the file to write or check (default: dvc.yaml)")
     p.set_defaults(func=cmd_pipeline)
 
-    from asymfusion.benchmark.perf import add_bench_parser
-    from asymfusion.benchmark.tune import add_tune_parser
-    from asymfusion.datasets.commands import add_fetch_parser, add_prepare_parsers
+    # These verbs' parsers live beside their (heavier) implementations: build them only when the command line may
+    # need them, so `asymfusion train` imports the training code and no other (benchmark/codedeps.py).
+    if only in (None, "tune"):
+        from asymfusion.benchmark.tune import add_tune_parser
 
-    add_tune_parser(verbs)
-    add_bench_parser(verbs)
+        add_tune_parser(verbs)
+    if only in (None, "bench"):
+        from asymfusion.benchmark.perf import add_bench_parser
 
-    add_prepare_parsers(prepare_sources)
-    add_fetch_parser(verbs)
+        add_bench_parser(verbs)
+    if only in (None, "prepare", "fetch"):
+        from asymfusion.datasets.commands import add_fetch_parser, add_prepare_parsers
+
+        add_prepare_parsers(prepare_sources)
+        add_fetch_parser(verbs)
 
     p = verbs.add_parser("show", help="write a PNG grid of every modality and the labels of a few samples")
     p.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")
@@ -232,8 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verb(argv: list[str]) -> str | None:
+    """The verb of a command line (the first word after the global options), or None when there is none yet."""
+    words = iter(argv)
+    for word in words:
+        if word == "--params":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_verb(argv)).parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from asymfusion.benchmark.config_errors import format_validation_error
+from asymfusion.benchmark.inherit import InheritanceError, resolve_experiments
 
 from asymfusion.benchmark.perf_config import PerfSuiteConfig
 from asymfusion.benchmark.tune_config import TuningConfig, check_tuning
@@ -256,8 +257,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
-    # Top-level keys starting with "_" only hold YAML anchors (shared recipe pieces); they are not sections.
+    # Top-level keys starting with "_" are not sections (they used to hold YAML anchors, which `dvc exp run -S`
+    # expands: use `recipes:` and `base:` instead, benchmark/inherit.py).
     raw = {k: v for k, v in raw.items() if not str(k).startswith("_")}
+    try:
+        raw = resolve_experiments(raw, str(path))
+    except InheritanceError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:

@@ -197,10 +197,32 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
                                 cfg.results_dir / "plots" / "qualitative" / f"{cfg.run}.png",
                                 n=cfg.evaluate.grid_samples, num_classes=cfg.dataset.num_classes, title=cfg.run)
         record["qualitative_grid"] = str(grid) if grid else None
-        out = cfg.results_dir / "metrics" / f"{cfg.run}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        tmp.replace(out)
+        _write_json(cfg.results_dir / "metrics" / f"{cfg.run}.json", record)
+        _write_json(cfg.results_dir / "scores" / f"{cfg.run}.json", headline_scores(record))
     return record
+
+
+HEADLINE = {"segmentation": ("miou", "pixel_acc"), "translation": ("l1", "psnr", "ssim", "fid")}
+
+
+def headline_scores(record: dict[str, Any]) -> dict[str, float]:
+    """The few numbers DVC shows per run (`dvc metrics show`, `dvc exp show`): the ensemble's headline metrics,
+    each branch's main metric, GFLOPs and millions of parameters. Everything else stays in the full metrics JSON."""
+    names = HEADLINE[record["task"]]
+    ensemble = record["metrics"]["ensemble"]
+    scores = {n: round(ensemble[n], 4) for n in names if isinstance(ensemble.get(n), (int, float))}
+    for branch in record["outputs"]:
+        value = record["metrics"][branch].get(names[0])
+        if branch != "ensemble" and isinstance(value, (int, float)):
+            scores[f"{branch}_{names[0]}"] = round(value, 4)
+    scores["gflops"] = round(record["gflops_per_image"], 4)
+    scores["mparams"] = round(record["parameters"] / 1e6, 4)
+    return scores
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
 

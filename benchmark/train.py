@@ -10,7 +10,10 @@ Several GPUs on one machine (DDP, one process per GPU; the batch size in params 
 
 A rerun of the same run resumes from its last checkpoint (written atomically at the end of every epoch) and ends
 with exactly the numbers of an uninterrupted run on CPU: data order, augmentation, dropout and init are fixed by the
-run's seed and the restored RNG states. A changed configuration refuses to resume unless `--restart` is given.
+run's seed and the restored RNG states. A changed configuration refuses to resume unless `--restart` is given;
+DVC stages pass `--on-change restart`, so a stage whose configuration or training code changed retrains from
+scratch without asking (old checkpoints moved aside), and one whose checkpoint is complete and current rewrites its
+history in seconds.
 """
 
 from __future__ import annotations
@@ -116,10 +119,20 @@ def primary_metric(cfg: RunConfig) -> tuple[str, str]:
     return ("miou", "max") if cfg.dataset.task == "segmentation" else ("l1", "min")
 
 
-def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True,
+def training_code_hash(cfg: RunConfig) -> str:
+    """Hash of the package files a training of this run executes (benchmark/codedeps.py), kept in checkpoints."""
+    from asymfusion.benchmark.codedeps import code_hash, stage_code
+
+    return code_hash(stage_code("train", [cfg.model.method]))
+
+
+def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, on_change: str = "refuse",
               on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Train (or resume) one run; returns the per-epoch history. Rank 0 writes checkpoints, log and history.
 
+    A complete checkpoint of the same configuration and code trains nothing: its history and log are rewritten
+    (what a DVC stage that reruns for another reason needs). `on_change` says what a checkpoint of another
+    configuration or code means: "refuse" (exit 2; the command line's default) or "restart" (DVC stages).
     `on_epoch_end(row)` sees each epoch's history row (with the validation metrics) after its checkpoint is
     written; an exception it raises (e.g. optuna.TrialPruned) stops training with everything saved.
     """
@@ -131,6 +144,16 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True,
     seed_everything(cfg.seed, cfg.train.deterministic)
     if runtime.is_main:
         _attach_log_file(cfg)
+    code = training_code_hash(cfg)
+    state = (ckpt.find_resumable(cfg.checkpoint_dir, cfg.train_hash(), restart, code_hash=code, on_change=on_change)
+             if runtime.is_main else None)
+    state = _broadcast_object(state, runtime)
+    if state is not None and state["epoch"] >= cfg.train.epochs:
+        if runtime.is_main:
+            write_history(cfg, state["history"])
+            log.info("%s: complete checkpoint (%d epochs, same configuration and code): nothing to train; history "
+                     "rewritten", cfg.run, state["epoch"])
+        return state["history"]
     train_loader, val_loader, sampler = make_loaders(cfg, runtime)
     steps = len(train_loader) if cfg.train.max_steps_per_epoch is None else min(len(train_loader),
                                                                                cfg.train.max_steps_per_epoch)
@@ -147,8 +170,6 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True,
     metric_name, direction = primary_metric(cfg)
     start_epoch, history, best = 0, [], None
 
-    state = ckpt.find_resumable(cfg.checkpoint_dir, cfg.train_hash(), restart) if runtime.is_main else None
-    state = _broadcast_object(state, runtime)
     if state is not None:
         start_epoch, history, best = state["epoch"], state["history"], state["best"]
         model.load_state_dict(state["model"])
@@ -232,7 +253,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True,
         rngs = _gather_object(rng_state(), runtime)
         if runtime.is_main:
             state = {
-                "epoch": epoch + 1, "history": history, "best": best, "params_hash": cfg.train_hash(),
+                "epoch": epoch + 1, "history": history, "best": best, "params_hash": cfg.train_hash(), "code_hash": code,
                 "metric": metric_name, "model": core.state_dict(), "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None, "scaler": scaler.state_dict(),
                 "rng": rngs,
@@ -249,20 +270,22 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True,
     return history
 
 
-def _train_by_name(params_path: str, run: str, restart: bool, progress: bool) -> tuple[str, list[dict[str, Any]]]:
+def _train_by_name(params_path: str, run: str, restart: bool, progress: bool,
+                   on_change: str = "refuse") -> tuple[str, list[dict[str, Any]]]:
     from asymfusion.benchmark.config import load_params, resolve_run
 
-    return run, train_run(resolve_run(load_params(params_path), run), restart=restart, progress=progress)
+    return run, train_run(resolve_run(load_params(params_path), run), restart=restart, progress=progress,
+                          on_change=on_change)
 
 
 def train_many(params_path: str, runs: list[str], *, jobs: int = 1, restart: bool = False,
-               progress: bool = True) -> list[tuple[str, list[dict[str, Any]]]]:
+               progress: bool = True, on_change: str = "refuse") -> list[tuple[str, list[dict[str, Any]]]]:
     """Train several runs, `jobs` at a time in separate processes (each sets its own thread count).
 
     On 2 cores, two single-threaded small-model trainings side by side beat one two-threaded one.
     """
     if jobs == 1 or len(runs) == 1:
-        return [_train_by_name(params_path, run, restart, progress) for run in runs]
+        return [_train_by_name(params_path, run, restart, progress, on_change) for run in runs]
     import multiprocessing
 
     # forkserver, not fork: the workers must not inherit this process's torch thread pools. The server imports
@@ -274,7 +297,7 @@ def train_many(params_path: str, runs: list[str], *, jobs: int = 1, restart: boo
     else:
         context = multiprocessing.get_context("spawn")
     with context.Pool(min(jobs, len(runs))) as pool:
-        return pool.starmap(_train_by_name, [(params_path, run, restart, False) for run in runs])
+        return pool.starmap(_train_by_name, [(params_path, run, restart, False, on_change) for run in runs])
 
 
 def write_history(cfg: RunConfig, history: list[dict[str, Any]]) -> Path:
