@@ -148,7 +148,9 @@ def method_file(method: str, root: Path = REPO) -> str:
 
 def stage_code(verb: str, methods: list[str] = (), root: Path = REPO) -> list[str]:
     """The files a `asymfusion <verb>` stage runs: the CLI, the verb's modules, and the used method files."""
-    files = set(closure([CLI, *ENTRY_POINTS[verb]], root))
+    # Every verb validates params.yaml, whose model sections go through the registry's discovery: each method file
+    # it imports pulls in fusion/base.py, so that file is part of every stage (the method files are not).
+    files = set(closure([CLI, "asymfusion.models.fusion.base", *ENTRY_POINTS[verb]], root))
     for method in methods:
         path = method_file(method, root)
         files.add(path)

@@ -110,6 +110,49 @@ def test_changed_config_refuses_to_resume_unless_restarted(tmp_path: Path, synth
     assert list(tmp_path.glob("checkpoints/micro/micro-msbn-s0.old-*/last.pt")), "old checkpoints were not kept"
 
 
+def test_on_change_restart_retrains_a_changed_configuration_without_asking(tmp_path: Path,
+                                                                         synthetic_data_dir: Path) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=1)
+    first_hash = _run(params, "micro-msbn-s0").train_hash()
+    first = train_run(_run(params, "micro-msbn-s0"), progress=False)
+    changed = _run(micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=1, extra_train={"l1_weight": 50.0}),
+                   "micro-msbn-s0")
+    with pytest.raises(ckpt.ResumeMismatch):
+        train_run(changed, progress=False)  # the command line's default still refuses
+    again = train_run(changed, progress=False, on_change="restart")
+    assert len(again) == 1 and again[0]["seconds"] != first[0]["seconds"], "it must have trained again"
+    moved = list(tmp_path.glob("checkpoints/micro/micro-msbn-s0.old-*/last.pt"))
+    assert len(moved) == 1 and ckpt.load(moved[0])["params_hash"] == first_hash
+    assert ckpt.load(changed.checkpoint_dir / ckpt.LAST)["params_hash"] == changed.train_hash()
+
+
+def test_a_complete_current_checkpoint_rewrites_its_history_without_training(
+        tmp_path: Path, synthetic_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _run(micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=1), "micro-msbn-s0")
+    history = train_run(cfg, progress=False)
+    path = cfg.results_dir / "history" / "micro-msbn-s0.json"
+    path.unlink()  # what DVC does to a stage's outputs before it reruns the stage
+    monkeypatch.setattr(train_module, "make_loaders", lambda *a: pytest.fail("a complete run must not load data"))
+    assert train_run(cfg, progress=False, on_change="restart") == history
+    assert json.loads(path.read_text()) == json.loads(json.dumps(history))
+    assert not list(tmp_path.glob("checkpoints/micro/*.old-*"))
+
+
+def test_changed_training_code_restarts_under_on_change_restart_and_only_warns_otherwise(
+        tmp_path: Path, synthetic_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _run(micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=1), "micro-msbn-s0")
+    train_run(cfg, progress=False)
+    monkeypatch.setattr(train_module, "training_code_hash", lambda cfg: "edited-code")
+    monkeypatch.setattr(train_module, "make_loaders", lambda *a: pytest.fail("refuse mode resumes the complete run"))
+    train_run(cfg, progress=False)  # refuse: same configuration, so it resumes (complete: nothing to do)
+    assert not list(tmp_path.glob("checkpoints/micro/*.old-*"))
+    monkeypatch.undo()
+    monkeypatch.setattr(train_module, "training_code_hash", lambda cfg: "edited-code")
+    train_run(cfg, progress=False, on_change="restart")
+    assert len(list(tmp_path.glob("checkpoints/micro/micro-msbn-s0.old-*"))) == 1
+    assert ckpt.load(cfg.checkpoint_dir / ckpt.LAST)["code_hash"] == "edited-code"
+
+
 def test_kill_9_mid_epoch_then_rerun_matches_an_uninterrupted_run_exactly(tmp_path: Path, synthetic_data_dir: Path) -> None:
     extra = {"max_steps_per_epoch": None}
     a = tmp_path / "a"
