@@ -202,7 +202,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     return record
 
 
-HEADLINE = {"segmentation": ("miou", "pixel_acc"), "translation": ("l1", "psnr", "ssim", "fid")}
+HEADLINE = {"segmentation": ("miou",), "translation": ("l1", "ssim", "fid")}
 
 
 def headline_scores(record: dict[str, Any]) -> dict[str, float]:
