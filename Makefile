@@ -20,7 +20,7 @@ quick: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro report-quick
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 clean-venv:
 	rm -rf $(VENV)
