@@ -86,7 +86,7 @@ def experiment_stages(params: Params, name: str) -> dict[str, dict[str, Any]]:
         # changed configuration or training code retrains (the old folder moved aside to <run>.old-<time>).
         "outs": [{c: {"persist": True}} for c in ckpts] + [_out(f"{results}/logs/{run}.log", persist=True)
                                                            for run in runs],
-        "plots": [_out(f"{results}/history/{run}.json") for run in runs],
+        "plots": [_out(f"{results}/history/{run}{kind}.json") for run in runs for kind in ("", ".val")],
     }
     evaluate = {
         "cmd": f"asymfusion evaluate {name}",
@@ -184,7 +184,7 @@ def curve_plots(params: Params) -> list[dict[str, Any]]:
                 "val_ensemble_l1", "val L1 (ensemble)")
             plots.append({f"{suite}-{task}-val": {
                 "title": f"{suite}: {label}", "x": "epoch", "x_label": "epoch", "y_label": label,
-                "y": {f"{history}/{r}.json": key for r in runs}}})
+                "y": {f"{history}/{r}.val.json": key for r in runs}}})
     return plots
 
 

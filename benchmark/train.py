@@ -301,12 +301,17 @@ def train_many(params_path: str, runs: list[str], *, jobs: int = 1, restart: boo
 
 
 def write_history(cfg: RunConfig, history: list[dict[str, Any]]) -> Path:
-    path = cfg.results_dir / "history" / f"{cfg.run}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(history, indent=1, default=_json_default))
-    tmp.replace(path)
-    return path
+    """`history/<run>.json` (every epoch) and `history/<run>.val.json` (the validated epochs only: DVC plots cannot
+    draw a field that some rows lack, and with `train.eval_every` > 1 most rows have no validation metrics)."""
+    folder = cfg.results_dir / "history"
+    folder.mkdir(parents=True, exist_ok=True)
+    validated = [{k: v for k, v in row.items() if k in ("epoch", "stage") or k.startswith("val_")}
+                 for row in history if any(k.startswith("val_") for k in row)]
+    for path, rows in ((folder / f"{cfg.run}.json", history), (folder / f"{cfg.run}.val.json", validated)):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(rows, indent=1, default=_json_default))
+        tmp.replace(path)
+    return folder / f"{cfg.run}.json"
 
 
 def _json_default(value: Any) -> Any:

@@ -116,5 +116,6 @@ def test_smoke_suite_follows_edits_through_dvc(tmp_path: Path) -> None:
     assert len(json.dumps(metrics)) < 5000
     clone.dvc("plots", "show", "-o", str(tmp_path / "plots"))
     html = (tmp_path / "plots" / "index.html").read_text()
-    assert "smoke: training loss" in html and "train_loss" in html
+    assert "smoke: training loss" in html and "train_loss" in html and "val_ensemble_miou" in html
+    assert "error" not in clone.dvc("plots", "show", "--json").stdout[:200].lower()
     assert (clone.root / "params.yaml").read_text() != params_before
