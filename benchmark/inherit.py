@@ -10,6 +10,7 @@ changed value became a 634-line diff. With `base:` the file keeps its shape and 
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 BASE_KEY = "base"
@@ -46,8 +47,10 @@ def base_chain(name: str, section: str, recipes: dict[str, Any], experiments: di
         elif base in experiments:
             parent_section = "experiments"
         else:
-            allowed = ", ".join([*recipes, *experiments]) or "(none)"
-            raise InheritanceError(f"{where}: {base!r} is not defined; allowed: a recipe or experiment ({allowed})")
+            names = [n for n in [*recipes, *experiments] if n != chain[-1][1]]
+            close = difflib.get_close_matches(base, names, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"recipes: {', '.join(recipes) or '(none)'}"
+            raise InheritanceError(f"{where}: {base!r} is not defined as a recipe or an experiment; {hint}")
         if base in seen:
             cycle = " -> ".join([n for _, n in chain] + [base])
             raise InheritanceError(f"{where}: inheritance cycle {cycle}")

@@ -31,6 +31,7 @@ def test_bases_chain_through_recipes_and_experiments() -> None:
 
 @pytest.mark.parametrize("raw, message", [
     ({"experiments": {"a": {"base": "nope"}}}, "experiments.a.base: 'nope' is not defined"),
+    ({"recipes": {"quick-seg": {}}, "experiments": {"a": {"base": "quick-sed"}}}, "did you mean quick-seg"),
     ({"experiments": {"a": {"base": "b"}, "b": {"base": "a"}}}, "inheritance cycle a -> b -> a"),
     ({"experiments": {"a": {"base": "a"}}}, "inheritance cycle a -> a"),
     ({"experiments": {"a": {"base": 3}}}, "must be the name of a recipe or an experiment"),
