@@ -139,11 +139,21 @@ _REGISTER_RE = re.compile(r"""@register_fusion\(\s*["']([^"']+)["']""")
 
 
 def method_file(method: str, root: Path = REPO) -> str:
-    """The file under models/fusion/ whose `@register_fusion("<method>")` registers `method`."""
+    """The file under models/fusion/ whose `@register_fusion("<method>")` registers `method`; for a method
+    registered from elsewhere (a user's module imported before the config is read), its class's source file."""
     for path in sorted((root / FUSION_DIR).glob("*.py")):
         if method in _REGISTER_RE.findall(path.read_text()):
             return str(path.relative_to(root))
-    raise ValueError(f"no file under {FUSION_DIR}/ registers fusion method {method!r}")
+    import inspect
+
+    from asymfusion.models.fusion.registry import registered_class
+
+    cls = registered_class(method)
+    source = inspect.getsourcefile(cls) if cls is not None else None
+    if source is None:
+        raise ValueError(f"no file under {FUSION_DIR}/ registers fusion method {method!r}")
+    source_path = Path(source).resolve()
+    return str(source_path.relative_to(root)) if source_path.is_relative_to(root) else str(source_path)
 
 
 def stage_code(verb: str, methods: list[str] = (), root: Path = REPO) -> list[str]:
@@ -154,7 +164,8 @@ def stage_code(verb: str, methods: list[str] = (), root: Path = REPO) -> list[st
     for method in methods:
         path = method_file(method, root)
         files.add(path)
-        files.update(closure([_module_name(path)], root))
+        if path.partition("/")[0] in PACKAGE_DIRS.values():
+            files.update(closure([_module_name(path)], root))
     return sorted(files)
 
 

@@ -183,7 +183,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         "parameters": count_parameters(model), "gflops_per_image": gflops_per_image(model, sample),
         "input_size": list(sample[cfg.data.modalities[0]].shape[-2:]),
         "checkpoint": {"file": checkpoint, "epoch": state["epoch"], "best": state["best"], "metric": state["metric"]},
-        "outputs": keys, "metrics": results,
+        "outputs": keys, "metrics": results, "diagnostics": model.diagnostics(),
         "robustness": {"blank": cfg.evaluate.blank, "blanked": robustness},
         "protocol": {"scales": cfg.evaluate.scales, "flip": cfg.evaluate.flip, "split": "val",
                      "samples": len(dataset)},

@@ -199,7 +199,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
         model.train()
         if disc is not None:
             disc.train()
-        started, seen, loss_sum = time.perf_counter(), 0, 0.0
+        started, seen, loss_sum, aux_sums = time.perf_counter(), 0, 0.0, {}
         bar = tqdm(total=steps, desc=f"{cfg.run} epoch {epoch + 1}/{cfg.train.epochs}", disable=not (progress and runtime.is_main),
                    leave=False, mininterval=1.0)
         for step, batch in enumerate(train_loader):
@@ -213,6 +213,8 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
                     loss = segmentation_loss(outputs, batch["target"])
                 else:
                     loss = generator_loss(outputs, batch["target"], inputs, disc, cfg.train.l1_weight)
+                aux = core.auxiliary_losses()
+                loss = loss + sum(aux.values()) if aux else loss
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"{cfg.run}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
                                     f"(global step {epoch * steps + step + 1}); stopped, checkpoints left as they were")
@@ -231,6 +233,8 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
                 scheduler.step()
             seen += batch["target"].shape[0]
             loss_sum += loss.item()
+            for name, value in aux.items():
+                aux_sums[name] = aux_sums.get(name, 0.0) + float(value.detach())
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen * runtime.world_size / (time.perf_counter() - started):.1f}")
         bar.close()
@@ -239,6 +243,8 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
             "epoch": epoch + 1, "stage": schedule.stage(epoch) + 1, "train_loss": loss_sum / max(1, steps),
             "seconds": seconds, "images_per_s": seen * runtime.world_size / max(seconds, 1e-9),
             **{f"lr_{g['name']}": g["lr"] for g in optimiser.param_groups},
+            **{f"train_aux_{name}": total / max(1, steps) for name, total in aux_sums.items()},
+            **{f"diag_{name}": value for name, value in core.diagnostics().items()},
         }
         if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
             val = validate(model, val_loader, cfg, runtime, core.output_names)

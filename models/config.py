@@ -151,7 +151,11 @@ class ModelConfig(BaseModel):
                              "the translation U-Net trains from scratch")
         from .fusion.registry import get_fusion
 
-        options_model = get_fusion(self.method).Options
+        method = get_fusion(self.method)
+        if self.task not in method.tasks:
+            raise ValueError(f"method {self.method!r} supports {' and '.join(method.tasks)} only; this experiment's "
+                             f"dataset is a {self.task} dataset")
+        options_model = method.Options
         unknown = sorted(set(self.fusion) - set(options_model.model_fields))
         if unknown:
             raise ValueError(f"fusion option(s) {unknown} not accepted by method {self.method!r}; "

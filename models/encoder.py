@@ -88,6 +88,17 @@ class TimmEncoder(nn.Module):
             return matches[0]
         raise ValueError(f"cannot locate stage module {name!r} of {self.backbone!r}")
 
+    def residual_blocks(self, stage: int) -> list[tuple[str, nn.Module]]:
+        """(path, block) of every timm ResNet BasicBlock/Bottleneck of stage 1..4, in order ([] for other families).
+
+        Pair with `replace(path, ...)` and models/blocks.py's ResidualBlock to put a method inside blocks."""
+        stage_name = self.stage_module_name(stage)
+        stage_module = self.body.get_submodule(stage_name)
+        if not isinstance(stage_module, nn.Sequential):
+            return []
+        return [(f"{stage_name}.{i}", block) for i, block in enumerate(stage_module)
+                if isinstance(block, (Bottleneck, BasicBlock))]
+
     def last_residual_block(self, stage: int) -> tuple[str, nn.Module] | None:
         """(path, block) of a ResNet-family stage's last block when fusion can sit inside it, else None.
 
@@ -97,12 +108,12 @@ class TimmEncoder(nn.Module):
         stage_module = self.body.get_submodule(self.stage_module_name(stage))
         if not isinstance(stage_module, nn.Sequential) or len(stage_module) < 2:
             return None
-        block = stage_module[-1]
-        if not isinstance(block, (Bottleneck, BasicBlock)):
-            return None
-        return f"{self.stage_module_name(stage)}.{len(stage_module) - 1}", block
+        blocks = self.residual_blocks(stage)
+        last = f"{self.stage_module_name(stage)}.{len(stage_module) - 1}"
+        return blocks[-1] if blocks and blocks[-1][0] == last else None
 
     def replace(self, path: str, module: nn.Module) -> None:
+        """body.<path> = module: swap a block (see residual_blocks) or any other submodule."""
         replace_submodule(self.body, path, module)
 
     def fuse_stage_output(self, stage: int, fusion: nn.Module) -> None:

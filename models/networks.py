@@ -92,6 +92,33 @@ class FusionModel(nn.Module):
     def encoder_modules(self) -> list[nn.Module]:
         raise NotImplementedError
 
+    def auxiliary_losses(self) -> dict[str, Tensor]:
+        """Extra training-loss terms of the method, already weighted (e.g. CEN's L1 on BN scaling factors).
+
+        The trainer adds them to the task loss inside autocast, before gradient scaling, and logs each per epoch
+        as `train_aux_<name>`. Default: every submodule's `auxiliary_losses()` (a module anywhere in the model may
+        define one; terms of the same name are summed), so a fusion module brings its own term along.
+        """
+        terms: dict[str, Tensor] = {}
+        for module in self._contributors("auxiliary_losses"):
+            for name, value in module.auxiliary_losses().items():
+                terms[name] = terms[name] + value if name in terms else value
+        return terms
+
+    def diagnostics(self) -> dict[str, float]:
+        """Numbers that say what the method did (e.g. the share of exchanged channels per stage), computed at the
+        end of every epoch (history `diag_<name>`) and on the evaluated checkpoint (metrics JSON `diagnostics`).
+        Default: every submodule's `diagnostics()` merged; a name given by several modules is averaged."""
+        values: dict[str, list[float]] = {}
+        for module in self._contributors("diagnostics"):
+            for name, value in module.diagnostics().items():
+                values.setdefault(name, []).append(float(value))
+        return {name: sum(v) / len(v) for name, v in values.items()}
+
+    def _contributors(self, hook: str) -> list[nn.Module]:
+        return [m for m in self.modules() if m is not self and not isinstance(m, FusionModel)
+                and callable(getattr(m, hook, None))]
+
     @property
     def output_names(self) -> list[str]:
         """Keys of the output dict: the branches (if any), then "ensemble"."""

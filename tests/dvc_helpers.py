@@ -47,24 +47,30 @@ def suite_only_params(raw: dict[str, Any], suite: str, synthetic: dict[str, Any]
     return out
 
 
+def code_copy(root: Path) -> dict[str, str]:
+    """Copy the package folders into `root`; returns an environment in which `asymfusion.<pkg>` resolves to the
+    copy, not to the editable install (a shim folder of symlinks first on PYTHONPATH)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in CODE:
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shim = root.parent / f"{root.name}-shim" / "asymfusion"
+    shim.mkdir(parents=True)
+    for folder in CODE:
+        (shim / folder).symlink_to(root / folder, target_is_directory=True)
+    return {**os.environ, "PYTHONPATH": str(shim.parent), "OMP_NUM_THREADS": "1",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
 class Clone:
     """A git + DVC repository in `root` with the project's code and `params`; commands run that copy's code."""
 
     def __init__(self, root: Path, params: dict[str, Any]) -> None:
         self.root = root
         root.mkdir(parents=True)
-        for folder in CODE:
-            shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        self.env = {**code_copy(root), "DVC_NO_ANALYTICS": "1"}
         shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
         (root / ".gitignore").write_text("/data/\n/checkpoints/\n__pycache__/\n*.tmp\n")
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, width=1000))
-        # `asymfusion.<pkg>` resolves to this clone's folders, not to the editable install's.
-        shim = root.parent / f"{root.name}-shim" / "asymfusion"
-        shim.mkdir(parents=True)
-        for folder in CODE:
-            (shim / folder).symlink_to(root / folder, target_is_directory=True)
-        self.env = {**os.environ, "PYTHONPATH": str(shim.parent), "OMP_NUM_THREADS": "1",
-                    "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
         self.run("git", "init", "-q")
         self.run("git", "config", "user.email", "t@t")
         self.run("git", "config", "user.name", "t")

@@ -15,11 +15,12 @@ import torch
 
 from asymfusion.benchmark import checkpoint as ckpt
 from asymfusion.benchmark import train as train_module
-from asymfusion.benchmark.config import load_params, resolve_run
+from asymfusion.benchmark.config import ConfigError, load_params, resolve_run
 from asymfusion.benchmark.errors import NonFiniteLoss
 from asymfusion.benchmark.evaluate import evaluate_run
 from asymfusion.benchmark.train import train_run
 from asymfusion.models import list_fusions
+from asymfusion.models.fusion import get_fusion
 
 from tests.engine_helpers import REPO, cli, micro_params
 
@@ -28,7 +29,7 @@ def _run(params: Path, name: str):
     return resolve_run(load_params(params), name)
 
 
-@pytest.mark.parametrize("method", list_fusions())
+@pytest.mark.parametrize("method", [m for m in list_fusions() if "segmentation" in get_fusion(m).tasks])
 def test_every_method_trains_and_evaluates_on_segmentation(method: str, tmp_path: Path, synthetic_data_dir: Path) -> None:
     params = micro_params(tmp_path, synthetic_data_dir, [method], epochs=1)
     cfg = _run(params, f"micro-{method}-s0")
@@ -45,7 +46,7 @@ def test_every_method_trains_and_evaluates_on_segmentation(method: str, tmp_path
     assert (cfg.results_dir / "plots" / "qualitative" / f"{cfg.run}.png").is_file()
 
 
-@pytest.mark.parametrize("method", list_fusions())
+@pytest.mark.parametrize("method", [m for m in list_fusions() if "translation" in get_fusion(m).tasks])
 def test_translation_trains_and_records_fid_as_not_computed_without_weights(
         method: str, tmp_path: Path, synthetic_data_dir: Path) -> None:
     params = micro_params(tmp_path, synthetic_data_dir, [method], epochs=1, translation=True)
@@ -202,3 +203,62 @@ def test_ddp_two_cpu_processes_train_and_reduce_metrics_over_all_ranks(tmp_path:
         # 5 validation samples over 2 ranks (3 + 2): the reduced confusion matrix must count each exactly once.
         assert sum(map(sum, two["metrics"][key]["confusion"])) == sum(map(sum, one["metrics"][key]["confusion"]))
         assert two["metrics"][key]["miou"] == pytest.approx(one["metrics"][key]["miou"], abs=1e-4)
+
+
+class _GammaL1(torch.nn.Module):
+    """A fusion-free module that brings an auxiliary loss and a diagnostic along, as a CEN-like method would."""
+
+    def __init__(self, norm: torch.nn.Module) -> None:
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def auxiliary_losses(self) -> dict[str, torch.Tensor]:
+        return {"gamma_l1": 5.0 * sum(n.weight.abs().sum() for n in self.norm.norms)}
+
+    def diagnostics(self) -> dict[str, float]:
+        return {"small_gammas": float(sum((n.weight.abs() < 0.5).float().mean() for n in self.norm.norms) / 2)}
+
+
+@pytest.fixture
+def gamma_method(monkeypatch: pytest.MonkeyPatch) -> str:
+    from asymfusion.models.fusion import FusionMethod, StackedModel, register_fusion, registry
+
+    list_fusions()
+    monkeypatch.setattr(registry.FUSIONS, "entries", dict(registry.FUSIONS.entries))
+
+    @register_fusion("test_gamma_l1")
+    class GammaL1(FusionMethod):
+        tasks = ("segmentation",)
+
+        def build(self):
+            model = StackedModel(self.config)
+            model.encoder.fuse_stage_output(4, _GammaL1(model.encoder.body.get_submodule("bn1")))
+            return model
+
+    return "test_gamma_l1"
+
+
+def test_auxiliary_losses_join_the_loss_and_are_logged_and_diagnostics_reach_history_and_metrics(
+        gamma_method: str, tmp_path: Path, synthetic_data_dir: Path) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, [gamma_method], epochs=2)
+    cfg = _run(params, f"micro-{gamma_method}-s0")
+    history = train_run(cfg, progress=False)
+    for row in history:
+        assert row["train_aux_gamma_l1"] > 0 and row["train_loss"] > row["train_aux_gamma_l1"]
+        assert 0.0 <= row["diag_small_gammas"] <= 1.0
+    # The term is in the optimised loss: 5 * sum|gamma| shrinks the stem's scaling factors under SGD.
+    assert history[1]["train_aux_gamma_l1"] < history[0]["train_aux_gamma_l1"]
+    record = evaluate_run(cfg)
+    assert set(record["diagnostics"]) == {"small_gammas"}
+    saved = json.loads((cfg.results_dir / "history" / f"{cfg.run}.json").read_text())
+    assert saved[-1]["train_aux_gamma_l1"] == history[-1]["train_aux_gamma_l1"]
+
+
+def test_a_method_is_rejected_for_a_task_it_does_not_declare(gamma_method: str, tmp_path: Path,
+                                                             synthetic_data_dir: Path) -> None:
+    params = micro_params(tmp_path, synthetic_data_dir, [gamma_method], translation=True)
+    with pytest.raises(ConfigError, match=r"'test_gamma_l1' supports segmentation only.*translation dataset"):
+        _run(params, f"micro-{gamma_method}-s0")

@@ -1,6 +1,9 @@
 """Fusion methods: one class per file in this folder, registered by name (see registry.py).
 
-Every module here is imported on first use of the registry, so a new method needs only its file.
+Every module here is imported on first use of the registry, so a new method needs only its file. What a method
+file needs comes from this one import path:
+
+    from asymfusion.models.fusion import FusionMethod, FusionOptions, StackedModel, register_fusion
 """
 
 from __future__ import annotations
@@ -8,6 +11,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ..blocks import ResidualBlock
+from ..networks import FusionModel, StackedModel
+from .base import FusionMethod, FusionOptions
 from .registry import get_fusion, list_fusions, register_fusion
 
 _NOT_METHODS = {"registry", "base", "ops"}
@@ -29,4 +35,5 @@ def discover_methods() -> None:
         raise
 
 
-__all__ = ["register_fusion", "list_fusions", "get_fusion", "discover_methods"]
+__all__ = ["FusionMethod", "FusionOptions", "FusionModel", "StackedModel", "ResidualBlock", "register_fusion",
+           "list_fusions", "get_fusion", "discover_methods"]

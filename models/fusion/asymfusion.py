@@ -12,6 +12,7 @@ from pydantic import Field
 from timm.models.resnet import Bottleneck
 from torch import Tensor, nn
 
+from ..blocks import ResidualBlock
 from ..encoder import TimmEncoder
 from ..networks import FusionModel, StackedModel, default_fusion_stages
 from .base import FusionMethod, FusionOptions
@@ -33,47 +34,33 @@ class AsymFusionOptions(FusionOptions):
                             "are averaged over all modalities, so every modality receives the same.")
 
 
-class _FusedBlock(nn.Module):
-    """A timm residual block with its children kept under their own names (state_dict keys do not change)."""
+class FusedBottleneck(ResidualBlock):
+    """Bottleneck with shuffle+shift after conv1 and after conv2 (steps 1-6 of docs/design.md §5)."""
 
     def __init__(self, block: nn.Module, fusion: ShuffleShift) -> None:
-        super().__init__()
-        for name, child in block._modules.items():
-            self.add_module(name, child)
-        for name in ("se", "drop_path", "downsample"):  # timm stores absent ones as plain None attributes
-            if name not in self._modules:
-                setattr(self, name, getattr(block, name, None))
+        super().__init__(block)
         self.fusion = fusion
-
-    def _residual(self, x: Tensor, shortcut: Tensor) -> Tensor:
-        if self.se is not None:
-            x = self.se(x)
-        if self.drop_path is not None:
-            x = self.drop_path(x)
-        if self.downsample is not None:
-            shortcut = self.downsample(shortcut)
-        return x + shortcut
-
-
-class FusedBottleneck(_FusedBlock):
-    """Bottleneck with shuffle+shift after conv1 and after conv2 (steps 1-6 of DESIGN.md §5)."""
 
     def forward(self, x: Tensor) -> Tensor:
         a = self.act1(self.bn1(self.conv1(x)))
         a, received = self.fusion.split(a)  # received: the other modality's a (unshifted); a: shuffle #1
         b = self.aa(self.act2(self.drop_block(self.bn2(self.conv2(a)))))
         b = self.fusion.merge(b, received)  # + the other modality's shifted features, then shuffle #2
-        return self.act3(self._residual(self.bn3(self.conv3(b)), x))
+        return self.act3(self.residual(self.bn3(self.conv3(b)), x))
 
 
-class FusedBasicBlock(_FusedBlock):
+class FusedBasicBlock(ResidualBlock):
     """BasicBlock: the same without conv3/bn3, so shuffle #2 comes right before the residual add."""
+
+    def __init__(self, block: nn.Module, fusion: ShuffleShift) -> None:
+        super().__init__(block)
+        self.fusion = fusion
 
     def forward(self, x: Tensor) -> Tensor:
         a = self.aa(self.act1(self.drop_block(self.bn1(self.conv1(x)))))
         a, received = self.fusion.split(a)
         b = self.fusion.merge(self.bn2(self.conv2(a)), received)
-        return self.act2(self._residual(b, x))
+        return self.act2(self.residual(b, x))
 
 
 @register_fusion("asymfusion")

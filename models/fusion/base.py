@@ -1,7 +1,9 @@
 """What a fusion method is: a small pydantic Options model plus `build()` returning a FusionModel.
 
-Subclass `FusionMethod`, declare `Options` (the keys users may write under `fusion:`), implement `build`, and
-register the class with `@register_fusion("name")` in its own file of this folder.
+Subclass `FusionMethod`, declare `Options` (the keys users may write under `fusion:`) and the `tasks` it supports,
+implement `build`, and register the class with `@register_fusion("name")` in its own file of this folder.
+Auxiliary loss terms and diagnostics come from the built model (`FusionModel.auxiliary_losses`/`diagnostics`,
+or any submodule that defines them); docs/adding-a-fusion-method.md walks through a method.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from ..config import ModelConfig
     from ..networks import FusionModel
+
+TASKS = ("segmentation", "translation")
 
 
 class FusionOptions(BaseModel):
@@ -26,6 +30,7 @@ class FusionMethod:
 
     name: ClassVar[str] = ""
     Options: ClassVar[type[FusionOptions]] = FusionOptions
+    tasks: ClassVar[tuple[str, ...]] = TASKS  # an experiment of another task is rejected when its config is read
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config

@@ -7,39 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, TypeVar
 
+from ..registry import Registry
+
 if TYPE_CHECKING:
     from .base import FusionMethod
 
-_REGISTRY: dict[str, type[FusionMethod]] = {}
 _MethodT = TypeVar("_MethodT", bound="type[FusionMethod]")
-
-
-def register_fusion(name: str) -> Callable[[_MethodT], _MethodT]:
-    """Register a FusionMethod subclass under `name`; a name can be taken only once."""
-
-    def decorator(cls: _MethodT) -> _MethodT:
-        _discover()  # built-in names are taken before any user registration
-        if name in _REGISTRY:
-            raise ValueError(f"fusion method {name!r} is already registered by {_REGISTRY[name].__qualname__}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorator
-
-
-def list_fusions() -> list[str]:
-    """Registered method names, sorted."""
-    _discover()
-    return sorted(_REGISTRY)
-
-
-def get_fusion(name: str) -> type[FusionMethod]:
-    """The method class registered as `name`; an unknown name raises listing the registered ones."""
-    _discover()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown fusion method {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
 
 
 def _discover() -> None:
@@ -47,3 +20,26 @@ def _discover() -> None:
     from . import discover_methods
 
     discover_methods()
+
+
+FUSIONS: Registry[type[FusionMethod]] = Registry("fusion method", _discover)
+
+
+def register_fusion(name: str) -> Callable[[_MethodT], _MethodT]:
+    """Register a FusionMethod subclass under `name`; a name can be taken only once."""
+    return FUSIONS.register(name)  # type: ignore[return-value]
+
+
+def list_fusions() -> list[str]:
+    """Registered method names, sorted."""
+    return FUSIONS.names()
+
+
+def get_fusion(name: str) -> type[FusionMethod]:
+    """The method class registered as `name`; an unknown name raises listing the registered ones."""
+    return FUSIONS.get(name)
+
+
+def registered_class(name: str) -> type[FusionMethod] | None:
+    """The class registered as `name` so far, without discovering the package (None if not registered)."""
+    return FUSIONS.registered(name)

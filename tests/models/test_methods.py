@@ -1,4 +1,6 @@
-"""Every registered method, both tasks, 2 and 3 modalities: the output contract, gradients, parameter groups."""
+"""Every registered method, each task it declares, 2 and 3 modalities: the output contract, gradients, parameter
+groups. Branches, tasks and used modalities are read from the method and its model, never from a list of names,
+so a new method file is tested by this module as it stands (tests/models/test_new_method_file.py checks that)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,13 @@ import pytest
 import torch
 
 from asymfusion.models import build_model, list_fusions
+from asymfusion.models.fusion import get_fusion
 
 from .conftest import TWO_BLOCK_RESNET, tiny_config, tiny_inputs
 
-BRANCHED = {"late", "shared_bn", "msbn", "asymfusion"}
-CASES = [(method, task, modalities) for method in list_fusions() for task in ("segmentation", "translation")
+CASES = [(method, task, modalities) for method in list_fusions() for task in get_fusion(method).tasks
          for modalities in (("rgb", "depth"), ("rgb", "depth", "normal"))]
+METHOD_TASKS = [(method, task) for method in list_fusions() for task in get_fusion(method).tasks]
 
 
 def test_the_seven_paper_methods_are_registered() -> None:
@@ -25,22 +28,23 @@ def test_forward_backward_and_output_contract(method: str, task: str, modalities
     inputs = tiny_inputs(config, requires_grad=True)
     outputs = model(inputs)
 
-    expected_keys = [*modalities, "ensemble"] if method in BRANCHED else ["ensemble"]
+    branched = model.ensemble is not None
+    expected_keys = [*model.modalities, "ensemble"] if branched else ["ensemble"]
     assert list(outputs) == expected_keys == model.output_names
+    assert set(model.modalities) <= set(modalities) and (not branched or len(model.modalities) >= 2)
     channels = 5 if task == "segmentation" else 3
     assert all(out.shape == (2, channels, 32, 32) for out in outputs.values())
     if task == "translation":
         assert all(out.abs().max() <= 1 for out in outputs.values())
 
     sum(out.square().mean() for out in outputs.values()).backward()
-    used = modalities[:1] if method == "single" else modalities
+    used = model.modalities  # the inputs the model reads (single: the chosen one)
     for m in modalities:
         reached = inputs[m].grad is not None and inputs[m].grad.abs().sum() > 0
         assert reached == (m in used), m
 
 
-@pytest.mark.parametrize("method", sorted(list_fusions()))
-@pytest.mark.parametrize("task", ["segmentation", "translation"])
+@pytest.mark.parametrize("method, task", METHOD_TASKS)
 def test_param_groups_partition_the_trainable_parameters(method: str, task: str) -> None:
     model = build_model(tiny_config(method, task=task))
     groups = model.param_groups()
@@ -48,7 +52,20 @@ def test_param_groups_partition_the_trainable_parameters(method: str, task: str)
     grouped = [id(p) for ps in groups.values() for p in ps]
     assert sorted(grouped) == sorted(id(p) for p in model.parameters() if p.requires_grad)
     assert groups["encoder"] and groups["decoder"]
-    assert [p.shape for p in groups["ensemble"]] == ([torch.Size([2])] if method in BRANCHED else [])
+    branches = len(model.modalities) if model.ensemble is not None else 0
+    assert [p.shape for p in groups["ensemble"]] == ([torch.Size([branches])] if branches else [])
+
+
+@pytest.mark.parametrize("method, task", METHOD_TASKS)
+def test_auxiliary_losses_are_finite_scalars_with_gradients_and_diagnostics_are_numbers(method: str,
+                                                                                         task: str) -> None:
+    config = tiny_config(method, task=task)
+    model = build_model(config).train()
+    model(tiny_inputs(config))
+    for name, term in model.auxiliary_losses().items():
+        assert name.isidentifier() and term.dim() == 0 and torch.isfinite(term), name
+        assert term.requires_grad, f"{method}: auxiliary loss {name!r} reaches no parameter"
+    assert all(isinstance(v, float) for v in model.diagnostics().values()), method
 
 
 def test_ensemble_is_the_alpha_softmax_of_detached_branches() -> None:
