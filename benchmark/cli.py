@@ -18,18 +18,24 @@ from pathlib import Path
 
 import yaml
 
-from asymfusion.benchmark.config import ConfigError, Params, list_runs, load_params, resolve_run, runs_of
-from asymfusion.benchmark.checkpoint import ResumeMismatch
-from asymfusion.benchmark.errors import NonFiniteLoss
-from asymfusion.datasets.artifacts import FetchError
-from asymfusion.datasets.formats import DataFormatError
+from typing import TYPE_CHECKING
+
+from asymfusion.benchmark.errors import ConfigError, describe, exit_code
+
+if TYPE_CHECKING:
+    from asymfusion.benchmark.config import Params
 
 
 def _params(args: argparse.Namespace) -> Params:
+    """params.yaml, validated. The schema (pydantic, ~0.4 s to import) loads when a verb runs, not for `--help`."""
+    from asymfusion.benchmark.config import load_params
+
     return load_params(args.params)
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.config import resolve_run
+
     run = resolve_run(_params(args), args.run)
     text = yaml.safe_dump(run.to_dict(), sort_keys=False)
     print(f"# run {run.run}  params-hash {run.params_hash()}\n{text}", end="")
@@ -37,6 +43,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_config_list(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.config import list_runs
+
     params = _params(args)
     if args.suite is not None and args.suite not in params.suites:
         raise ConfigError(f"unknown suite {args.suite!r}; allowed: {', '.join(params.suites)}")
@@ -45,13 +53,17 @@ def cmd_config_list(args: argparse.Namespace) -> int:
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
+    from asymfusion.benchmark.config import list_runs
+
     params = _params(args)
     print(f"{args.params}: valid ({len(params.experiments)} experiments, {len(list_runs(params))} runs)")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from asymfusion.benchmark.train import train_many
+    from asymfusion.benchmark.config import runs_of
+
+    from asymfusion.benchmark.engine.train import train_many
 
     params = _params(args)
     runs = runs_of(params, args.run)
@@ -64,7 +76,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from asymfusion.benchmark.evaluate import evaluate_run
+    from asymfusion.benchmark.config import resolve_run, runs_of
+
+    from asymfusion.benchmark.engine.evaluate import evaluate_run
 
     params = _params(args)
     for run in runs_of(params, args.run):
@@ -83,7 +97,7 @@ def _suite(params: Params, suite: str) -> str:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from asymfusion.benchmark.tables import write_tables
+    from asymfusion.benchmark.report.tables import write_tables
 
     params = _params(args)
     suite = _suite(params, args.suite)
@@ -95,7 +109,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
-    from asymfusion.benchmark.plots import write_plots
+    from asymfusion.benchmark.report.plots import write_plots
 
     params = _params(args)
     results = Path(params.suites[_suite(params, args.suite)].results)
@@ -105,7 +119,7 @@ def cmd_plots(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from asymfusion.benchmark.report import write_report
+    from asymfusion.benchmark.report.readme import write_report
 
     params = _params(args)
     print(f"wrote {write_report(params, _suite(params, args.suite))}")
@@ -113,12 +127,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from asymfusion.benchmark.pipeline import render_pipeline, write_pipeline
+    from asymfusion.benchmark.pipeline.stages import render_pipeline, write_pipeline
 
     params = _params(args)
     path = Path(args.dvc_yaml)
     if args.specs:
-        from asymfusion.benchmark.specs import write_specs
+        from asymfusion.benchmark.pipeline.specs import write_specs
 
         written = write_specs(params, path)
         print(f"wrote {len(written)} stage specs under {written[0].parent if written else 'results/specs'}")
@@ -230,13 +244,13 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pipeline)
 
     # These verbs' parsers live beside their (heavier) implementations: build them only when the command line may
-    # need them, so `asymfusion train` imports the training code and no other (benchmark/codedeps.py).
+    # need them, so `asymfusion train` imports the training code and no other (benchmark/engine/codedeps.py).
     if only in (None, "tune"):
-        from asymfusion.benchmark.tune import add_tune_parser
+        from asymfusion.benchmark.tune.cli import add_tune_parser
 
         add_tune_parser(verbs)
     if only in (None, "bench"):
-        from asymfusion.benchmark.perf import add_bench_parser
+        from asymfusion.benchmark.perf.cli import add_bench_parser
 
         add_bench_parser(verbs)
     if only in (None, "prepare", "fetch"):
@@ -271,15 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(_verb(argv)).parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(f"error: invalid configuration\n{exc}", file=sys.stderr)
-        return 2
-    except ResumeMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (DataFormatError, FileNotFoundError, NonFiniteLoss, FetchError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:  # noqa: BLE001 - errors.exit_code decides which are reported, the rest re-raise
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(describe(exc), file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

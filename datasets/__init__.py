@@ -1,41 +1,30 @@
-"""Datasets: fetch, prepare, on-disk formats, loaders and the procedural renderer (`import asymfusion.datasets`)."""
+"""Datasets: fetch, prepare, on-disk formats, loaders and the procedural renderer (`import asymfusion.datasets`).
+
+The names below load on first use, so `asymfusion.datasets.config` (the schema) imports without torch.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from torch.utils.data import Dataset
+_EXPORTS = {
+    "DataConfig": ".config", "DatasetConfig": ".config", "DataFormatError": ".formats",
+    "SegmentationDataset": ".segmentation", "TranslationDataset": ".translation", "build_dataset": ".build",
+}
+__all__ = list(_EXPORTS)
 
-from asymfusion.datasets.config import DataConfig, DatasetConfig, TransformConfig
-from asymfusion.datasets.formats import DataFormatError
-from asymfusion.datasets.segmentation import SegmentationDataset
-from asymfusion.datasets.translation import TranslationDataset
-
-__all__ = [
-    "DataConfig",
-    "DataFormatError",
-    "DatasetConfig",
-    "SegmentationDataset",
-    "TranslationDataset",
-    "build_dataset",
-]
+if TYPE_CHECKING:
+    from .build import build_dataset
+    from .config import DataConfig, DatasetConfig
+    from .formats import DataFormatError
+    from .segmentation import SegmentationDataset
+    from .translation import TranslationDataset
 
 
-def build_dataset(
-    dataset: DatasetConfig,
-    root: str | Path,
-    data: DataConfig,
-    split: str,
-    *,
-    augment: bool,
-    seed: int = 0,
-) -> Dataset:
-    """The loader for `dataset`'s task over `root/<split>.txt`; `augment` picks train or val transforms."""
-    transform: TransformConfig = data.train_transforms if augment else data.val_transforms
-    if dataset.task == "segmentation":
-        assert dataset.num_classes is not None
-        return SegmentationDataset(root, split, data.modalities, dataset.num_classes, transform, seed=seed,
-                                   depth_scale=dataset.depth_scale, cache_decoded=data.cache_decoded)
-    assert data.target is not None
-    return TranslationDataset(root, split, data.modalities, data.target, transform, seed=seed,
-                              cache_decoded=data.cache_decoded)
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value

@@ -45,7 +45,7 @@ class RenderConfig(Strict):
 
 
 class DatasetConfig(Strict):
-    """One dataset on disk, in the layout of DESIGN.md §7."""
+    """One dataset on disk, in the layout of docs/design.md §7."""
 
     source: Source = Field(description="where the files come from (fetch/prepare recipe)")
     task: Task = Field(description="which loader reads the layout")

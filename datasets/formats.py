@@ -1,4 +1,4 @@
-"""On-disk formats shared by every dataset, real or procedural (DESIGN.md §7).
+"""On-disk formats shared by every dataset, real or procedural (docs/design.md §7).
 
 One writer/reader pair per format lives here so that the renderer, the real-data preparers and the loaders can
 never disagree about a scale factor or a file name.

@@ -1,4 +1,4 @@
-"""The segmentation loader: one class for NYUDv2, Cityscapes and the procedural scenes (DESIGN.md §7 layout).
+"""The segmentation loader: one class for NYUDv2, Cityscapes and the procedural scenes (docs/design.md §7 layout).
 
 Per-modality normalisation follows the official AsymFusion/CEN code: RGB uses ImageNet mean/std; depth PNGs are
 multiplied by 1/depth_scale (1/5000 for NYUDv2, as the official code), i.e. the network sees metres, with 0 where

@@ -27,7 +27,7 @@ __all__ = [
 
 SOURCES = ("nyudv2", "cityscapes", "taskonomy", "inception")
 
-# Checksums are copied from /work/shared/DATA-SOURCES.md with their provenance; none is invented.
+# Checksums are copied from the dataset sources notes (docs/data.md lists each with its provenance); none is invented.
 
 NYU_ARTIFACTS = (
     Artifact(

@@ -4,7 +4,7 @@ CEN's preprocessing (yikaiw/CEN utils/dataset.py), reproduced exactly: depth PNG
 `log(1 + value)`, then every 16-bit domain is scaled to 8 bits by a fixed maximum (depth 11.1 ~ ln 65536, edge_texture
 11355, edge_occlusion 11584) and quantised; everything is then mapped to [-1, 1] (Normalize(0.5, 0.5)). Values above
 a domain's maximum are clipped to 255 (CEN's uint8 cast would wrap them around). Single-channel domains stay one
-channel here; the model tiles them to the stem's channel count (DESIGN.md §4).
+channel here; the model tiles them to the stem's channel count (docs/design.md §4).
 """
 
 from __future__ import annotations

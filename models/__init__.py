@@ -1,14 +1,33 @@
 """asymfusion.models: encoders over timm, fusion methods (registry), decoders and heads.
 
 `build_model(config)` returns a module mapping {modality: tensor} to {branch: output, ..., "ensemble": output};
-modalities travel stacked modality-major ([M*B, C, H, W]) inside it (DESIGN.md §4).
+modalities travel stacked modality-major ([M*B, C, H, W]) inside it (docs/design.md §4). The names below load on
+first use, so `asymfusion.models.config` and `asymfusion.models.registry` import without torch.
 """
 
-from .build import build_discriminator, build_model
-from .config import ModelConfig
-from .fusion.ops import channel_shuffle, pixel_shift
-from .fusion.registry import list_fusions, register_fusion
-from .norm import ModalityBatchNorm
+from __future__ import annotations
 
-__all__ = ["build_model", "build_discriminator", "register_fusion", "list_fusions", "ModelConfig",
-           "channel_shuffle", "pixel_shift", "ModalityBatchNorm"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "build_model": ".build", "build_discriminator": ".build", "ModelConfig": ".config",
+    "register_fusion": ".fusion.registry", "list_fusions": ".fusion.registry",
+    "channel_shuffle": ".fusion.ops", "pixel_shift": ".fusion.ops", "ModalityBatchNorm": ".norm",
+}
+__all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .build import build_discriminator, build_model
+    from .config import ModelConfig
+    from .fusion.ops import channel_shuffle, pixel_shift
+    from .fusion.registry import list_fusions, register_fusion
+    from .norm import ModalityBatchNorm
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value

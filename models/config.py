@@ -163,6 +163,10 @@ class ModelConfig(BaseModel):
         self.fusion = options_model.model_validate(self.fusion).model_dump()
         return self
 
+    def encoder_name(self) -> str:
+        """What the encoder is, for tables: the timm backbone, or `unet<depth>` for the translation generator."""
+        return self.backbone if self.task == "segmentation" else f"unet{self.generator.depth}"
+
     def resolved_stem_channels(self) -> int:
         """Channels the shared stem takes (thinner modalities are tiled up to it)."""
         return self.stem_channels or max(self.in_channels.values())

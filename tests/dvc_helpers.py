@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from asymfusion.benchmark.inherit import base_chain
+from asymfusion.benchmark.config.inherit import base_chain
 from tests.engine_helpers import REPO
 
 DVC = str(Path(sys.executable).with_name("dvc"))

@@ -80,7 +80,7 @@ def test_smoke_suite_follows_edits_through_dvc(tmp_path: Path) -> None:
     metrics_py.write_text(metrics_py.read_text() + "\n# an edit to the code that decides best.pt\n")
     clone.dvc("repro", "specs")
     assert {f"train-{n}" for n in SMOKE} <= clone.changed()
-    clone.run("git", "checkout", "--", "benchmark/metrics.py")
+    clone.run("git", "checkout", "--", "benchmark/engine/metrics.py")
     clone.dvc("repro", "specs")
     assert clone.changed() == set(), "undoing the edit must leave nothing to rerun"
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from asymfusion.benchmark.config import ConfigError, load_params, resolve_run
-from asymfusion.benchmark.inherit import deep_merge, resolve_experiments
+from asymfusion.benchmark.config.inherit import deep_merge, resolve_experiments
 from tests.engine_helpers import REPO
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asymfusion.benchmark.config import OptimiserConfig, StageConfig
-from asymfusion.benchmark.objectives import Schedule
+from asymfusion.benchmark.engine.optim import Schedule
 
 
 def _lrs(cfg: OptimiserConfig, epochs: int, steps: int) -> list[float]:

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from asymfusion.benchmark.config import ConfigError, load_params, resolve_run
-from asymfusion.benchmark.perf import add_bench_parser, parse_size, run_benchmark, select_experiments
-from asymfusion.benchmark.perf_config import PerfSuiteConfig
-from asymfusion.benchmark.perf_report import efficiency_table, write_outputs
-from asymfusion.benchmark.perf_steps import Setup, build_variant, compare_outputs, loop_applies, synthetic_batch
+from asymfusion.benchmark.perf.bench import parse_size, run_benchmark, select_experiments
+from asymfusion.benchmark.perf.cli import add_bench_parser
+from asymfusion.benchmark.config.perf import PerfSuiteConfig
+from asymfusion.benchmark.perf.report import efficiency_table, write_outputs
+from asymfusion.benchmark.perf.steps import Setup, build_variant, compare_outputs, loop_applies, synthetic_batch
 
 from tests.engine_helpers import micro_params
 
@@ -124,11 +125,9 @@ def test_data_measurement_is_skipped_with_a_reason_when_the_data_is_not_rendered
 def test_cli_writes_json_and_tables(micro: Path, tmp_path: Path) -> None:
     from tests.engine_helpers import cli
 
-    runner = [__import__("sys").executable, "-m", "asymfusion.benchmark.perf"]
     out = tmp_path / "out"
     proc = cli("bench", "--suite", "micro", "--methods", "asymfusion", "--batches", "2", "--repeats", "3",
-               "--warmup", "0", "--threads", "1", "--no-data", "--quiet", "--out", str(out), params=micro,
-               runner=runner)
+               "--warmup", "0", "--threads", "1", "--no-data", "--quiet", "--out", str(out), params=micro)
     assert "stacked_speedup" in proc.stdout
     written = json.loads((out / "perf.json").read_text())
     assert written["settings"]["experiments"] == ["micro-asymfusion"]
@@ -137,7 +136,7 @@ def test_cli_writes_json_and_tables(micro: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_suite_or_method_exits_2(micro: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from asymfusion.benchmark.perf import main
+    from asymfusion.benchmark.cli import main
 
     assert main(["--params", str(micro), "bench", "--suite", "nope"]) == 2
     assert "unknown suite 'nope'" in capsys.readouterr().err

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from asymfusion.benchmark.config import Params, load_params
-from asymfusion.benchmark.pipeline import build_pipeline, render_pipeline, spec_path
-from asymfusion.benchmark.specs import stage_specs, write_specs
+from asymfusion.benchmark.pipeline.stages import build_pipeline, render_pipeline, spec_path
+from asymfusion.benchmark.pipeline.specs import stage_specs, write_specs
 from asymfusion.benchmark.config import ConfigError
 from tests.engine_helpers import REPO
 
@@ -65,10 +65,10 @@ def test_train_spec_holds_the_training_config_and_code_but_no_evaluation_options
     assert "evaluate" not in train["config"]["quick-asymfusion-s0"]
     assert "evaluate" in evaluate["config"]["quick-asymfusion-s0"]
     code = set(train["code"])
-    assert {"benchmark/train.py", "benchmark/metrics.py", "models/fusion/asymfusion.py", "models/fusion/ops.py"} <= code
-    assert not code & {"models/fusion/late.py", "models/fusion/msbn.py", "benchmark/tune.py", "benchmark/perf.py",
-                       "benchmark/tables.py", "datasets/prepare/nyudv2.py", "datasets/synthetic/render.py"}
-    assert "benchmark/evaluate.py" in evaluate["code"] and "benchmark/evaluate.py" not in code
+    assert {"benchmark/engine/train.py", "benchmark/engine/metrics.py", "models/fusion/asymfusion.py", "models/fusion/ops.py"} <= code
+    assert not code & {"models/fusion/late.py", "models/fusion/msbn.py", "benchmark/tune/study.py", "benchmark/perf/bench.py",
+                       "benchmark/report/tables.py", "datasets/prepare/nyudv2.py", "datasets/synthetic/render.py"}
+    assert "benchmark/engine/evaluate.py" in evaluate["code"] and "benchmark/engine/evaluate.py" not in code
 
 
 def test_an_evaluation_only_change_changes_only_that_evaluate_spec(tmp_path: Path, specs: dict) -> None:

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats
 
 from asymfusion.benchmark.config import ClaimConfig, TableConfig
-from asymfusion.benchmark.report import judge
-from asymfusion.benchmark.tables import build_table, load_records, render, write_tables
+from asymfusion.benchmark.report.readme import judge
+from asymfusion.benchmark.report.tables import build_table, load_records, render, write_tables
 
 MIOU = {"exp-a": [50.0, 52.0, 54.0], "exp-b": [60.0, 61.0, 62.5], "exp-c": [40.0, 40.0, 41.0]}
 
@@ -144,7 +144,7 @@ def test_training_curves_skip_epochs_without_validation(tmp_path: Path, monkeypa
     import matplotlib
 
     matplotlib.use("Agg")
-    from asymfusion.benchmark.plots import curves
+    from asymfusion.benchmark.report.plots import curves
 
     # eval_every 2: validation after epochs 2 and 4 only
     history = [{"epoch": 1}, {"epoch": 2, "val_ensemble_miou": 20.0}, {"epoch": 3}, {"epoch": 4, "val_ensemble_miou": 30.0}]

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from asymfusion.benchmark import checkpoint as ckpt
-from asymfusion.benchmark import train as train_module
+from asymfusion.benchmark.engine import checkpoint as ckpt
+from asymfusion.benchmark.engine import train as train_module
+from asymfusion.benchmark.tasks.segmentation import Segmentation
 from asymfusion.benchmark.config import ConfigError, load_params, resolve_run
 from asymfusion.benchmark.errors import NonFiniteLoss
-from asymfusion.benchmark.evaluate import evaluate_run
-from asymfusion.benchmark.train import train_run
+from asymfusion.benchmark.engine.evaluate import evaluate_run
+from asymfusion.benchmark.engine.train import train_run
 from asymfusion.models import list_fusions
 from asymfusion.models.fusion import get_fusion
 
@@ -86,14 +87,14 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_best_checkpoint(
     params = micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=2)
     cfg = _run(params, "micro-msbn-s0")
     calls = {"n": 0}
-    real_loss = train_module.segmentation_loss
+    real_loss = Segmentation.loss
 
-    def loss_that_explodes(outputs, target):
+    def loss_that_explodes(self, *args):
         calls["n"] += 1
-        loss = real_loss(outputs, target)
+        loss = real_loss(self, *args)
         return loss * float("nan") if calls["n"] == 4 else loss  # 2 steps per epoch: epoch 2, step 2
 
-    monkeypatch.setattr(train_module, "segmentation_loss", loss_that_explodes)
+    monkeypatch.setattr(Segmentation, "loss", loss_that_explodes)
     with pytest.raises(NonFiniteLoss, match=r"epoch 2, step 2 \(global step 4\)"):
         train_run(cfg, progress=False)
     best = ckpt.load(cfg.checkpoint_dir / ckpt.BEST)

@@ -18,23 +18,24 @@ import yaml
 from optuna.trial import TrialState
 
 from asymfusion.benchmark import config
-from asymfusion.benchmark.tune_config import TuningConfig
+from asymfusion.benchmark.config.tuning import TuningConfig
 
 from tests.engine_helpers import REPO, micro_params
 
 if "tuning" not in config.Params.model_fields:
-    # Until benchmark/config.py declares `tuning:` itself (Params.tuning), the tests add the field here; spawned
+    # Until benchmark/config/schema.py declares `tuning:` itself (Params.tuning), the tests add the field here; spawned
     # tuning workers unpickle this class by name, so it must live at module level.
     class _ParamsWithTuning(config.Params):
         tuning: dict[str, dict[str, TuningConfig]] = {}
 
     config.Params = _ParamsWithTuning
 
-from asymfusion.benchmark.tune import Gate, main, open_storage, retry_callback, run_tuning  # noqa: E402
+from asymfusion.benchmark.cli import main  # noqa: E402
+from asymfusion.benchmark.tune.study import Gate, open_storage, retry_callback, run_tuning  # noqa: E402
 
 LR = {"type": "float", "low": 1.0e-6, "high": 0.2, "log": True}
 LAUNCHER = [sys.executable, "-c",
-            "import sys, tests.test_tune; from asymfusion.benchmark.tune import main; sys.exit(main(sys.argv[1:]))"]
+            "import sys, tests.test_tune; from asymfusion.benchmark.cli import main; sys.exit(main(sys.argv[1:]))"]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

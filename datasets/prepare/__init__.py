@@ -1,4 +1,4 @@
-"""Turning fetched raw datasets into the on-disk layouts of DESIGN.md §7 (`asymfusion prepare SOURCE`).
+"""Turning fetched raw datasets into the on-disk layouts of docs/design.md §7 (`asymfusion prepare SOURCE`).
 
 * `prepare_nyudv2`: the labeled .mat (MATLAB v7.3) + official split + 894->40 mapping -> segmentation layout.
 * `prepare_cityscapes`: leftImg8bit + gtFine labelIds + disparity + camera -> segmentation layout (19 train ids).

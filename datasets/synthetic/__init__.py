@@ -1,6 +1,6 @@
 """Procedural multimodal indoor scenes: the quick suite's data and every test's.
 
-`render_dataset` writes both on-disk layouts (segmentation and Taskonomy-style translation, DESIGN.md §7);
+`render_dataset` writes both on-disk layouts (segmentation and Taskonomy-style translation, docs/design.md §7);
 `render_view` returns one view's modalities as arrays. See docs/synthetic-data.md for the scene model.
 """
 

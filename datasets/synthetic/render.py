@@ -1,4 +1,4 @@
-"""Render views of procedural scenes and write them in both on-disk layouts (DESIGN.md §7).
+"""Render views of procedural scenes and write them in both on-disk layouts (docs/design.md §7).
 
 Geometry (depth, normals, labels, occlusion edges) is sampled with one ray through each pixel centre, so depth,
 normals and labels describe the same surface point and back-projection is exact. Appearance (rgb, reshading,

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING, Any
 
-from ..blocks import ResidualBlock
-from ..networks import FusionModel, StackedModel
 from .base import FusionMethod, FusionOptions
 from .registry import get_fusion, list_fusions, register_fusion
+
+if TYPE_CHECKING:
+    from ..blocks import ResidualBlock
+    from ..networks import FusionModel, StackedModel
+
+_TORCH_EXPORTS = {"FusionModel": "..networks", "StackedModel": "..networks", "ResidualBlock": "..blocks"}
 
 _NOT_METHODS = {"registry", "base", "ops"}
 _discovered = False
@@ -33,6 +38,15 @@ def discover_methods() -> None:
     except BaseException:
         _discovered = False
         raise
+
+
+def __getattr__(name: str) -> Any:
+    """The model building blocks load on first use: the registry and config validation import without torch."""
+    if name not in _TORCH_EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_TORCH_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = ["FusionMethod", "FusionOptions", "FusionModel", "StackedModel", "ResidualBlock", "register_fusion",

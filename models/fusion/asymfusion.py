@@ -1,4 +1,4 @@
-"""asymfusion: shared encoder, modality-specific BN, channel shuffle + pixel shift (DESIGN.md §5, official code).
+"""asymfusion: shared encoder, modality-specific BN, channel shuffle + pixel shift (docs/design.md §5, official code).
 
 Placement: inside the last residual block of each ResNet-family stage (ResNet-101: layer1[2], layer2[3], layer3[22],
 layer4[2]). A stage whose only block is its first (timm `test_resnet`) and every non-ResNet timm family get the two

@@ -1,6 +1,6 @@
 """msbn: one shared encoder with modality-specific BN; fusion only through the alpha ensemble of the branches.
 
-AsymFusion without its two ops: the implicit-fusion baseline (DESIGN.md §6).
+AsymFusion without its two ops: the implicit-fusion baseline (docs/design.md §6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""AsymFusion's two parameter-free ops (DESIGN.md §5), on modality-major stacks [M*B, C, H, W].
+"""AsymFusion's two parameter-free ops (docs/design.md §5), on modality-major stacks [M*B, C, H, W].
 
 `pixel_shift` and `channel_shuffle` are plain functions so they can be tested on hand-built tensors; `ShuffleShift`
 holds one fusion point's settings and applies them inside a residual block or at a stage boundary.

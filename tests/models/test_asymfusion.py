@@ -1,4 +1,4 @@
-"""AsymFusion placement and block semantics against the official code's rules (DESIGN.md §5)."""
+"""AsymFusion placement and block semantics against the official code's rules (docs/design.md §5)."""
 
 from __future__ import annotations
 

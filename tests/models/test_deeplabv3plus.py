@@ -76,8 +76,8 @@ def test_param_count_differs_from_refinenet() -> None:
 
 
 def test_config_errors_name_the_key_as_written_and_tuning_paths_reach_decoder_options() -> None:
-    from asymfusion.benchmark.config_errors import format_validation_error
-    from asymfusion.benchmark.tune_config import check_path
+    from asymfusion.benchmark.config.messages import format_validation_error
+    from asymfusion.benchmark.config.tuning_checks import check_path
     from asymfusion.models import ModelConfig
 
     with pytest.raises(ValidationError) as error:

@@ -1,0 +1,1 @@
+"""Training and evaluation: the step loop, optimisers, checkpoints, the distributed runtime, metrics, tasks."""

@@ -1,0 +1,92 @@
+"""Atomic checkpoints that resume a run exactly, and refuse to resume a different configuration.
+
+A checkpoint holds the model, every optimiser and scheduler, the AMP scaler, every RNG state, the epoch, the best
+metric, the per-epoch history and the params hash of the run. It is written to a temporary file in the same folder
+and renamed into place, so a kill at any moment leaves either the old or the new file, never half of one. Loading
+uses `torch.load(weights_only=True)`: a checkpoint can never execute code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asymfusion.benchmark.errors import ResumeMismatch
+
+__all__ = ["ResumeMismatch", "find_resumable", "load", "save_atomic"]
+
+log = logging.getLogger("asymfusion.train")
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+def save_atomic(state: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+OnChange = str  # "refuse" | "restart"
+
+
+def find_resumable(directory: Path, params_hash: str, restart: bool, *, code_hash: str | None = None,
+                   on_change: OnChange = "refuse") -> dict[str, Any] | None:
+    """The last checkpoint of this run if it exists and may be resumed; None means train from scratch.
+
+    `restart` moves any existing checkpoints aside. Otherwise a checkpoint written by a different configuration
+    (`params_hash`) raises `ResumeMismatch` when `on_change` is "refuse" (the command line's default); with
+    "restart" (what DVC stages use: they rerun because their inputs changed) the old folder is moved aside and
+    training starts over. A checkpoint written by different code (`code_hash`, same configuration) restarts under
+    "restart" too; under "refuse" it resumes with a warning. Old folders are never deleted.
+    """
+    last = directory / LAST
+    if not last.exists():
+        return None
+    state = load(last)
+    if restart:
+        _move_aside(directory, "--restart")
+        return None
+    if state.get("params_hash") != params_hash:
+        if on_change != "restart":
+            raise ResumeMismatch(
+                f"{last} was written by a different configuration (params hash {state.get('params_hash')} != "
+                f"{params_hash}); rerun with --restart to start over (the old checkpoints are kept under "
+                f"{directory.name}.old-<time>)"
+            )
+        _move_aside(directory, f"configuration changed (params hash {state.get('params_hash')} -> {params_hash})")
+        return None
+    if code_hash is not None and state.get("code_hash") != code_hash:
+        if on_change == "restart":
+            _move_aside(directory, f"training code changed (code hash {state.get('code_hash')} -> {code_hash})")
+            return None
+        log.warning("%s was written by other training code (code hash %s != %s); resuming anyway", last,
+                    state.get("code_hash"), code_hash)
+    return state
+
+
+def _move_aside(directory: Path, reason: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = directory.with_name(f"{directory.name}.old-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = directory.with_name(f"{directory.name}.old-{stamp}-{n}")
+    directory.rename(target)
+    log.info("%s: %s; moved the old checkpoints to %s and training from scratch", directory, reason, target)
+    return target

@@ -1,0 +1,226 @@
+"""Evaluate a trained run and write its metrics JSON (docs/design.md §8): `asymfusion evaluate RUN`.
+
+The paper protocol is single scale at full resolution; flip and multi-scale averaging are options. Every branch
+and the ensemble are reported, plus missing-modality robustness (each modality blanked in turn) and a qualitative
+grid. Translation adds FID and KID when the Inception weights file exists; when it does not, the JSON says so and why.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from asymfusion.benchmark.engine import checkpoint as ckpt
+from asymfusion.benchmark.config import RunConfig
+from asymfusion.benchmark.engine.metrics import DistributionMetrics, OutputMetrics, inception_extractor, not_computed
+from asymfusion.benchmark.engine.qualitative import qualitative_grid
+from asymfusion.benchmark.engine.runtime import Runtime, seed_everything, setup_runtime
+from asymfusion.benchmark.engine.train import ShardSampler, validate
+from asymfusion.benchmark.tasks import get_task
+from asymfusion.datasets import build_dataset
+
+SCHEMA_VERSION = 1
+
+
+class TestTimeAugment(nn.Module):
+    """Average class probabilities over scales and an optional horizontal flip (segmentation)."""
+
+    def __init__(self, model: nn.Module, scales: list[float], flip: bool, nearest: frozenset[str]) -> None:
+        super().__init__()
+        self.model, self.scales, self.flip, self.nearest = model, scales, flip, nearest
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        h, w = next(iter(inputs.values())).shape[-2:]
+        total: dict[str, torch.Tensor] = {}
+        for scale in self.scales:
+            size = (max(8, round(h * scale)), max(8, round(w * scale)))
+            scaled = {k: v if scale == 1.0 else F.interpolate(
+                v, size=size, mode="nearest" if k in self.nearest else "bilinear", align_corners=False)
+                for k, v in inputs.items()}
+            for flipped in ([False, True] if self.flip else [False]):
+                x = {k: v.flip(-1) for k, v in scaled.items()} if flipped else scaled
+                for key, logits in self.model(x).items():
+                    probs = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False).softmax(1)
+                    probs = probs.flip(-1) if flipped else probs
+                    total[key] = total.get(key, 0) + probs
+        return total
+
+
+class Blank(nn.Module):
+    """Replace one modality by zeros or its dataset mean before the model sees it."""
+
+    def __init__(self, model: nn.Module, modality: str, fill: torch.Tensor | None) -> None:
+        super().__init__()
+        self.model, self.modality, self.fill = model, modality, fill
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = inputs[self.modality]
+        blank = torch.zeros_like(x) if self.fill is None else self.fill.to(x).view(1, -1, 1, 1).expand_as(x)
+        return self.model({**inputs, self.modality: blank})
+
+
+def modality_means(dataset, modalities: list[str], limit: int = 256) -> dict[str, torch.Tensor]:
+    """Per-channel mean of each (normalised) modality over up to `limit` samples."""
+    sums: dict[str, torch.Tensor] = {}
+    n = min(limit, len(dataset))
+    for i in range(n):
+        sample = dataset[i]
+        for m in modalities:
+            sums[m] = sums.get(m, 0) + sample[m].float().mean(dim=(1, 2))
+    return {m: s / n for m, s in sums.items()}
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable-or-not parameters, BN running statistics (buffers) excluded."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def gflops_per_image(model: nn.Module, sample: dict[str, torch.Tensor]) -> float:
+    """Forward GFLOPs for one image by torch's FLOP counter (a multiply-add counts as 2 FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(sample)
+    return counter.get_total_flops() / 1e9
+
+
+def git_revision() -> dict[str, Any]:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                    text=True, check=True).stdout.strip())
+        return {"commit": rev, "dirty": dirty}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def environment(runtime: Runtime) -> dict[str, Any]:
+    import timm
+    import torchmetrics
+
+    device = str(runtime.device)
+    if runtime.device.type == "cuda":
+        device = torch.cuda.get_device_name(runtime.device)
+    return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
+            "torchmetrics": torchmetrics.__version__, "device": device, "threads": torch.get_num_threads(),
+            "world_size": runtime.world_size, "platform": platform.platform()}
+
+
+def _distribution_metrics(cfg: RunConfig, keys: list[str], n: int,
+                          extractor: nn.Module | None) -> tuple[DistributionMetrics | None, dict[str, Any]]:
+    if not get_task(cfg.dataset.task).distribution_metrics:
+        return None, {}
+    if not cfg.evaluate.fid_kid:
+        return None, not_computed("disabled by evaluate.fid_kid: false")
+    if extractor is None:
+        if not cfg.inception_weights.is_file():
+            return None, not_computed(f"Inception weights not found at {cfg.inception_weights} "
+                                      "(run `asymfusion fetch inception`)")
+        extractor = inception_extractor(cfg.inception_weights)
+    return DistributionMetrics(keys, extractor, n, cfg.evaluate.kid_subsets, cfg.evaluate.kid_subset_size), {}
+
+
+def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoint: str = ckpt.BEST) -> dict[str, Any]:
+    """Evaluate the run's best checkpoint on the validation split and write `results/<suite>/metrics/<run>.json`."""
+    from asymfusion.models import build_model
+
+    runtime = setup_runtime(cfg.train.device, cfg.evaluate.threads)  # one process: every core by default
+    seed_everything(cfg.seed)
+    path = cfg.checkpoint_dir / checkpoint
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: train the run first (`asymfusion train {cfg.run}`)")
+    state = ckpt.load(path)
+    if state["params_hash"] != cfg.train_hash():
+        raise ckpt.ResumeMismatch(f"{path} was trained with a different configuration (params hash "
+                                  f"{state['params_hash']} != {cfg.train_hash()}); retrain the run")
+    model = build_model(cfg.model).to(runtime.device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    if cfg.train.channels_last:  # as trained: validate() feeds channels_last inputs too
+        model = model.to(memory_format=torch.channels_last)
+    dataset = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed)
+    loader = DataLoader(dataset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(len(dataset), runtime),
+                        num_workers=cfg.data.num_workers)
+    keys = list(model.output_names)
+    task = cfg.dataset.task
+    evaluated: nn.Module = model
+    if get_task(task).test_time_augmentation and (cfg.evaluate.flip or cfg.evaluate.scales != [1.0]):
+        evaluated = TestTimeAugment(model, cfg.evaluate.scales, cfg.evaluate.flip, frozenset({"depth"}))
+
+    started = time.perf_counter()
+    distribution, distribution_note = _distribution_metrics(cfg, keys, len(dataset), extractor)
+    metrics = OutputMetrics(task, keys, cfg.dataset.num_classes, distribution)
+    results = validate(evaluated, loader, cfg, runtime, metrics)
+    eval_seconds = time.perf_counter() - started
+    if distribution_note:
+        for row in results.values():
+            row["fid"] = row["kid_x100"] = distribution_note
+
+    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=False, seed=cfg.seed)
+    means = modality_means(train_ds, cfg.data.modalities) if cfg.evaluate.blank == "mean" else {}
+    robustness = {}
+    for m in cfg.data.modalities:
+        blanked = validate(Blank(evaluated, m, means.get(m)), loader, cfg, runtime, keys)
+        robustness[m] = {k: {n: v for n, v in row.items() if isinstance(v, float)} for k, row in blanked.items()}
+
+    sample = {k: v[None].to(runtime.device) for k, v in dataset[0].items() if k in cfg.data.modalities}
+    history = state["history"]
+    record = {
+        "schema": SCHEMA_VERSION,
+        "run": cfg.run, "experiment": cfg.experiment, "suite": cfg.suite, "seed": cfg.seed,
+        "method": cfg.model.method, "backbone": cfg.model.backbone, "task": task, "dataset": cfg.dataset_name,
+        "modalities": cfg.data.modalities, "target": cfg.data.target,
+        "params_hash": cfg.params_hash(), "train_hash": cfg.train_hash(), "git": git_revision(),
+        "parameters": count_parameters(model), "gflops_per_image": gflops_per_image(model, sample),
+        "input_size": list(sample[cfg.data.modalities[0]].shape[-2:]),
+        "checkpoint": {"file": checkpoint, "epoch": state["epoch"], "best": state["best"], "metric": state["metric"]},
+        "outputs": keys, "metrics": results, "diagnostics": model.diagnostics(),
+        "robustness": {"blank": cfg.evaluate.blank, "blanked": robustness},
+        "protocol": {"scales": cfg.evaluate.scales, "flip": cfg.evaluate.flip, "split": "val",
+                     "samples": len(dataset)},
+        "timings": {"train_seconds": sum(r["seconds"] for r in history),
+                    "train_images_per_s": history[-1]["images_per_s"] if history else None,
+                    "eval_seconds": eval_seconds},
+        "history": history, "environment": environment(runtime), "config": cfg.to_dict(),
+    }
+    if runtime.is_main:
+        grid = qualitative_grid(model, dataset, keys, task, runtime.device,
+                                cfg.results_dir / "plots" / "qualitative" / f"{cfg.run}.png",
+                                n=cfg.evaluate.grid_samples, num_classes=cfg.dataset.num_classes, title=cfg.run)
+        record["qualitative_grid"] = str(grid) if grid else None
+        _write_json(cfg.results_dir / "metrics" / f"{cfg.run}.json", record)
+        _write_json(cfg.results_dir / "scores" / f"{cfg.run}.json", headline_scores(record))
+    return record
+
+
+def headline_scores(record: dict[str, Any]) -> dict[str, float]:
+    """The few numbers DVC shows per run (`dvc metrics show`, `dvc exp show`): the ensemble's headline metrics,
+    each branch's main metric, GFLOPs and millions of parameters. Everything else stays in the full metrics JSON."""
+    names = get_task(record["task"]).headline
+    ensemble = record["metrics"]["ensemble"]
+    scores = {n: round(ensemble[n], 4) for n in names if isinstance(ensemble.get(n), (int, float))}
+    for branch in record["outputs"]:
+        value = record["metrics"][branch].get(names[0])
+        if branch != "ensemble" and isinstance(value, (int, float)):
+            scores[f"{branch}_{names[0]}"] = round(value, 4)
+    scores["gflops"] = round(record["gflops_per_image"], 4)
+    scores["mparams"] = round(record["parameters"] / 1e6, 4)
+    return scores
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
