@@ -5,8 +5,9 @@ The names below load on first use, so `asymfusion.datasets.config` (the schema) 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from asymfusion.models.registry import lazy_attributes
 
 _EXPORTS = {
     "DataConfig": ".config", "DatasetConfig": ".config", "DataFormatError": ".formats",
@@ -22,9 +23,4 @@ if TYPE_CHECKING:
     from .translation import TranslationDataset
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asymfusion.datasets.formats import DataFormatError
+from asymfusion.datasets.files import atomic_write
 
 __all__ = ["Artifact", "FetchError", "MANIFEST", "file_digests", "read_manifest", "record_manifest"]
 
@@ -80,10 +81,7 @@ def record_manifest(folder: str | Path, entries: dict[str, str]) -> None:
     folder = Path(folder)
     with _manifest_lock:
         merged = {**read_manifest(folder), **entries}
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (MANIFEST + ".tmp")
-        tmp.write_text("".join(f"{merged[k]}  {k}\n" for k in sorted(merged)))
-        tmp.replace(folder / MANIFEST)
+        atomic_write(folder / MANIFEST, "".join(f"{merged[k]}  {k}\n" for k in sorted(merged)))
 
 
 def _fmt_size(n: int | None) -> str:

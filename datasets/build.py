@@ -1,4 +1,4 @@
-"""`build_dataset`: the loader of a dataset's task over one split of its prepared folder."""
+"""`build_dataset`: the loader of a dataset's task (datasets/tasks.py) over one split of its prepared folder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from torch.utils.data import Dataset
 from asymfusion.datasets.config import DataConfig, DatasetConfig, TransformConfig
 from asymfusion.datasets.segmentation import SegmentationDataset
 from asymfusion.datasets.translation import TranslationDataset
+
+LOADERS = {loader.task: loader for loader in (SegmentationDataset, TranslationDataset)}
 
 
 def build_dataset(
@@ -22,10 +24,4 @@ def build_dataset(
 ) -> Dataset:
     """The loader for `dataset`'s task over `root/<split>.txt`; `augment` picks train or val transforms."""
     transform: TransformConfig = data.train_transforms if augment else data.val_transforms
-    if dataset.task == "segmentation":
-        assert dataset.num_classes is not None
-        return SegmentationDataset(root, split, data.modalities, dataset.num_classes, transform, seed=seed,
-                                   depth_scale=dataset.depth_scale, cache_decoded=data.cache_decoded)
-    assert data.target is not None
-    return TranslationDataset(root, split, data.modalities, data.target, transform, seed=seed,
-                              cache_decoded=data.cache_decoded)
+    return LOADERS[dataset.task].from_config(dataset, root, data, split, transform, seed)

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Task = Literal["segmentation", "translation"]
+from asymfusion.datasets.tasks import DATA_TASKS, data_task
+
+Task = str  # a task of datasets/tasks.py
 Source = Literal["synthetic", "nyudv2", "cityscapes", "taskonomy"]
 
-# Modalities each task's loader understands, and their channel counts as the loader returns them.
-SEGMENTATION_MODALITIES: dict[str, int] = {"rgb": 3, "depth": 1}
-TRANSLATION_MODALITIES: dict[str, int] = {
-    "rgb": 3,
-    "normal": 3,
-    "reshading": 1,
-    "depth_zbuffer": 1,
-    "depth_euclidean": 1,
-    "edge_texture": 1,
-    "edge_occlusion": 1,
-    "principal_curvature": 3,
-}
-MODALITY_CHANNELS = {"segmentation": SEGMENTATION_MODALITIES, "translation": TRANSLATION_MODALITIES}
+# Modalities each task's loader understands, and their channel counts as the loader returns them (datasets/tasks.py).
+MODALITY_CHANNELS = {name: DATA_TASKS.get(name).modalities for name in DATA_TASKS.names()}
+SEGMENTATION_MODALITIES = MODALITY_CHANNELS["segmentation"]
+TRANSLATION_MODALITIES = MODALITY_CHANNELS["translation"]
 
 
 class Strict(BaseModel):
@@ -55,10 +48,15 @@ class DatasetConfig(Strict):
     depth_scale: float = Field(5000.0, gt=0, description="segmentation depth PNG value = metres x this "
                                "(NYUDv2 and the procedural scenes: 5000; Cityscapes as prepared here: 256)")
 
+    @field_validator("task")
+    @classmethod
+    def _task_is_registered(cls, value: str) -> str:
+        DATA_TASKS.get(value)  # raises listing the registered tasks
+        return value
+
     @model_validator(mode="after")
     def _check_task_fields(self) -> "DatasetConfig":
-        if self.task == "segmentation" and self.num_classes is None:
-            raise ValueError("a segmentation dataset needs num_classes")
+        data_task(self.task).check_dataset(self)
         if self.class_names is not None and self.num_classes is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names but num_classes is {self.num_classes}")
         return self
@@ -103,16 +101,4 @@ class DataConfig(Strict):
 
 def check_data_against_dataset(data: DataConfig, dataset: DatasetConfig) -> None:
     """Cross-section checks (modalities the loader knows, a target where the task needs one)."""
-    known = MODALITY_CHANNELS[dataset.task]
-    for m in data.modalities:
-        if m not in known:
-            raise ValueError(f"modality {m!r} is not one of the {dataset.task} modalities: {', '.join(known)}")
-    if dataset.task == "translation":
-        if data.target is None:
-            raise ValueError(f"a translation experiment needs a target domain, one of: {', '.join(known)}")
-        if data.target not in known:
-            raise ValueError(f"target {data.target!r} is not one of: {', '.join(known)}")
-        if data.target in data.modalities:
-            raise ValueError(f"target {data.target!r} is also an input modality")
-    elif data.target is not None:
-        raise ValueError("target applies to translation only (segmentation targets are the masks)")
+    data_task(dataset.task).check_data(data, dataset)

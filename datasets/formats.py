@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from asymfusion.datasets.files import atomic_write
 
 IGNORE_INDEX = 255
 # Segmentation depth PNGs: uint16 metres x 5000 (NYUDv2 as the official code reads it; max 13.1 m).
@@ -87,10 +88,7 @@ def write_png(path: Path, array: np.ndarray) -> None:
         image = Image.fromarray(array)
     else:
         raise ValueError(f"PNG arrays must be uint8 or uint16, got {array.dtype} for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG", compress_level=6)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", compress_level=6))
 
 
 def cached_decode(cache: dict[int, dict[str, np.ndarray]] | None, index: int,
@@ -129,7 +127,4 @@ def encode_depth(depth_m: np.ndarray, scale: float = DEPTH_SCALE) -> np.ndarray:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write(path, data)

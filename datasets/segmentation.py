@@ -33,6 +33,20 @@ COLUMN = {"rgb": 0, "target": 1, "depth": 2}
 class SegmentationDataset(Dataset):
     """`<root>/<split>.txt` rows `rgb<TAB>mask<TAB>depth` -> `{"rgb": [3,H,W], "depth": [1,H,W], "target": [H,W]}`."""
 
+    task = "segmentation"
+
+    @classmethod
+    def from_config(cls, dataset, root, data, split: str, transform, seed: int) -> "SegmentationDataset":
+        """The loader of an experiment's data section over one split (what `build_dataset` returns)."""
+        return cls(root, split, data.modalities, dataset.num_classes, transform, seed=seed,
+                   depth_scale=dataset.depth_scale, cache_decoded=data.cache_decoded)
+
+    @classmethod
+    def preview(cls, dataset, root, split: str, domains) -> tuple["SegmentationDataset", dict[str, str]]:
+        """Every modality and the labels, with column titles, for `asymfusion show`."""
+        ds = cls(root, split, ["rgb", "depth"], dataset.num_classes, depth_scale=dataset.depth_scale)
+        return ds, {"rgb": "rgb", "depth": "depth (m)", "target": "labels"}
+
     def __init__(
         self,
         root: str | Path,

@@ -8,8 +8,8 @@ import numpy as np
 
 from asymfusion.datasets.config import DatasetConfig
 from asymfusion.datasets.formats import IGNORE_INDEX
-from asymfusion.datasets.segmentation import SegmentationDataset
-from asymfusion.datasets.translation import TranslationDataset
+from asymfusion.datasets.build import LOADERS
+from asymfusion.datasets.tasks import data_task
 
 
 def label_palette(num_classes: int) -> np.ndarray:
@@ -48,9 +48,10 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
 
 def to_display(key: str, array: np.ndarray, task: str, palette: np.ndarray | None = None) -> np.ndarray:
     """A decoded sample array as RGB8: labels through the palette, depth in colour, [0, 1] images scaled."""
-    if task == "segmentation" and key == "target" and palette is not None:
+    spec = data_task(task)
+    if key in spec.label_keys and palette is not None:
         return colorize_labels(array, palette)
-    if task == "segmentation" and key == "depth":
+    if key in spec.depth_keys:
         return colorize_depth(array)
     if array.dtype == np.uint8:
         return array
@@ -74,16 +75,8 @@ def show_grid(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if dataset.task == "segmentation":
-        assert dataset.num_classes is not None
-        ds = SegmentationDataset(root, split, ["rgb", "depth"], dataset.num_classes, depth_scale=dataset.depth_scale)
-        columns = {"rgb": "rgb", "depth": "depth (m)", "target": "labels"}
-    else:
-        present = [d.name for d in sorted(Path(root).iterdir()) if d.is_dir()]
-        domains = domains or [d for d in ("normal", "reshading", "depth_zbuffer", "depth_euclidean", "edge_texture",
-                                          "edge_occlusion", "principal_curvature") if d in present]
-        ds = TranslationDataset(root, split, domains, "rgb")
-        columns = {"target": "rgb", **{d: d for d in domains}}
+    spec = data_task(dataset.task)
+    ds, columns = LOADERS[dataset.task].preview(dataset, root, split, domains)
     palette = label_palette(dataset.num_classes or 1)
     n = min(n, len(ds))
     fig, axes = plt.subplots(n, len(columns), figsize=(1.6 * len(columns), 1.6 * n + 0.4), squeeze=False)
@@ -96,15 +89,13 @@ def show_grid(
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(name, fontsize=8)
-    if dataset.task == "segmentation" and dataset.class_names:
-        handles = [
-            plt.Rectangle((0, 0), 1, 1, color=palette[i] / 255.0) for i in range(len(dataset.class_names))
-        ]
-        fig.legend(handles, dataset.class_names, loc="lower center", ncol=min(6, len(handles)), fontsize=7,
-                   frameon=False)
+    names = spec.legend(dataset)
+    if names:
+        handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i] / 255.0) for i in range(len(names))]
+        fig.legend(handles, names, loc="lower center", ncol=min(6, len(handles)), fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.06 if dataset.class_names else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.06 if names else 0, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)

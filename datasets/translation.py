@@ -48,6 +48,22 @@ def preprocess_domain(domain: str, array: np.ndarray, path: Path) -> np.ndarray:
 class TranslationDataset(Dataset):
     """`<root>/<split>.txt` of `{domain}` templates -> `{input domains..., "target": [C,H,W]}` in [-1, 1]."""
 
+    task = "translation"
+    PREVIEW = ("normal", "reshading", "depth_zbuffer", "depth_euclidean", "edge_texture", "edge_occlusion",
+               "principal_curvature")
+
+    @classmethod
+    def from_config(cls, dataset, root, data, split: str, transform, seed: int) -> "TranslationDataset":
+        """The loader of an experiment's data section over one split (what `build_dataset` returns)."""
+        return cls(root, split, data.modalities, data.target, transform, seed=seed, cache_decoded=data.cache_decoded)
+
+    @classmethod
+    def preview(cls, dataset, root, split: str, domains) -> tuple["TranslationDataset", dict[str, str]]:
+        """The rgb target and the geometric domains present, with column titles, for `asymfusion show`."""
+        present = [d.name for d in sorted(Path(root).iterdir()) if d.is_dir()]
+        domains = domains or [d for d in cls.PREVIEW if d in present]
+        return cls(root, split, domains, "rgb"), {"target": "rgb", **{d: d for d in domains}}
+
     def __init__(
         self,
         root: str | Path,

@@ -7,8 +7,9 @@ first use, so `asymfusion.models.config` and `asymfusion.models.registry` import
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .registry import lazy_attributes
 
 _EXPORTS = {
     "build_model": ".build", "build_discriminator": ".build", "ModelConfig": ".config",
@@ -25,9 +26,4 @@ if TYPE_CHECKING:
     from .norm import ModalityBatchNorm
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

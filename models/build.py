@@ -7,7 +7,7 @@ from torch import nn
 from .config import ModelConfig
 from .fusion.registry import get_fusion
 from .networks import FusionModel
-from .translation.patchgan import PatchDiscriminator
+from .tasks import model_task
 
 
 def build_model(config: ModelConfig) -> FusionModel:
@@ -19,9 +19,5 @@ def build_model(config: ModelConfig) -> FusionModel:
 
 
 def build_discriminator(config: ModelConfig) -> nn.Module:
-    """Conditional PatchGAN shared by all modalities: judges an image given one modality's input (see patchgan.py)."""
-    if config.task != "translation":
-        raise ValueError("build_discriminator is for the translation task")
-    d = config.discriminator
-    return PatchDiscriminator(config.modalities, config.resolved_stem_channels(), config.out_channels,
-                              d.base_channels, d.downsampling)
+    """The task's discriminator (translation: a conditional PatchGAN shared by all modalities, see patchgan.py)."""
+    return model_task(config.task).discriminator(config)

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .tasks import MODEL_TASKS, model_task
+
 
 class RefineNetOptions(BaseModel):
     """Segmentation decoder: the RefineNet of the official AsymFusion/CEN code (light-weight-refinenet lineage)."""
@@ -80,7 +82,7 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: str = Field(description="Registered fusion method (see `list_fusions()`), e.g. asymfusion, msbn, early.")
-    task: Literal["segmentation", "translation"] = Field(description="Filled from the dataset section.")
+    task: str = Field(description="Filled from the dataset section: a task of models/tasks.py.")
     modalities: list[str] = Field(min_length=1, description="Input modalities in stacking order (filled from the "
                                   "dataset section).")
     in_channels: dict[str, int] = Field(description="Channels per modality (filled from the dataset section).")
@@ -118,6 +120,12 @@ class ModelConfig(BaseModel):
         get_fusion(value)  # raises listing the registered names
         return value
 
+    @field_validator("task")
+    @classmethod
+    def _task_is_registered(cls, value: str) -> str:
+        MODEL_TASKS.get(value)  # raises listing the registered tasks
+        return value
+
     @field_validator("decoder", mode="before")
     @classmethod
     def _decoder_name(cls, value: Any) -> Any:
@@ -139,16 +147,15 @@ class ModelConfig(BaseModel):
             raise ValueError(f"in_channels keys {sorted(self.in_channels)} must match modalities {self.modalities}")
         if self.stem_channels is not None and self.stem_channels < max(self.in_channels.values()):
             raise ValueError(f"stem_channels={self.stem_channels} is thinner than the widest input {self.in_channels}")
-        if self.task == "segmentation" and self.num_classes is None:
-            raise ValueError("segmentation needs num_classes")
-        if self.task == "translation" and self.out_channels is None:
-            raise ValueError("translation needs out_channels")
+        task = model_task(self.task)
+        if getattr(self, task.output_field) is None:
+            raise ValueError(f"{self.task} needs {task.output_field}")
         if self.pretrained_file is not None and not self.pretrained:
             raise ValueError("pretrained_file is set but pretrained is false; set pretrained: true to load it "
                              "(weights are never silently skipped)")
-        if self.task == "translation" and self.pretrained:
-            raise ValueError("pretrained weights apply to timm encoders only; "
-                             "the translation U-Net trains from scratch")
+        if self.pretrained and not task.pretrained:
+            raise ValueError(f"pretrained weights apply to timm encoders only; the {self.task} encoder "
+                             f"({task.encoder_name(self)}) trains from scratch")
         from .fusion.registry import get_fusion
 
         method = get_fusion(self.method)
@@ -165,7 +172,7 @@ class ModelConfig(BaseModel):
 
     def encoder_name(self) -> str:
         """What the encoder is, for tables: the timm backbone, or `unet<depth>` for the translation generator."""
-        return self.backbone if self.task == "segmentation" else f"unet{self.generator.depth}"
+        return model_task(self.task).encoder_name(self)
 
     def resolved_stem_channels(self) -> int:
         """Channels the shared stem takes (thinner modalities are tiled up to it)."""

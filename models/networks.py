@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from .decoders.deeplabv3plus import DeepLabV3PlusDecoder
-from .decoders.refinenet import RefineNetDecoder
-from .encoder import TimmEncoder, tile_channels, upsample_to
+from .encoder import tile_channels, upsample_to
 from .execution import loop_over_modalities
 from .norm import ModalityNorm
-from .translation.unet import UNetDecoder, UNetEncoder
+from .tasks import model_task
+from .translation.unet import UNetEncoder
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -25,30 +24,15 @@ if TYPE_CHECKING:
 
 def make_encoder(config: ModelConfig, in_channels: int, num_modalities: int, shared_norm: bool = False,
                  require_norm: bool = True) -> nn.Module:
-    """The task's encoder: a timm CNN (segmentation) or the U-Net down path (translation)."""
-    if config.task == "segmentation":
-        return TimmEncoder(config.backbone, in_channels, num_modalities, shared_norm=shared_norm,
-                           freeze_bn_stats=config.freeze_bn_stats, require_batchnorm=require_norm,
-                           pretrained=config.pretrained, pretrained_file=config.pretrained_file,
-                           backbone_kwargs=config.backbone_kwargs)
-    g = config.generator
-    return UNetEncoder(in_channels, num_modalities, g.base_channels, g.depth, shared_norm, g.track_running_stats)
+    """The task's encoder (models/tasks.py): a timm CNN (segmentation) or the U-Net down path (translation)."""
+    return model_task(config.task).encoder(config, in_channels, num_modalities, shared_norm, require_norm)
 
 
 def make_decoder(config: ModelConfig, encoder_channels: list[int], num_modalities: int,
                  shared_norm: bool = False) -> nn.Module:
-    """The task's decoder: `config.decoder.name` (segmentation: RefineNet or DeepLabv3+) or the U-Net up path
-    (translation, which ignores `config.decoder`). Decoders with norms get one copy per modality of the stack."""
-    if config.task == "segmentation":
-        d = config.decoder
-        if d.name == "deeplabv3plus":
-            return DeepLabV3PlusDecoder(encoder_channels, config.num_classes, d.aspp_channels, d.atrous_rates,
-                                        d.low_level_channels, d.dropout, num_modalities=num_modalities,
-                                        shared_norm=shared_norm)
-        return RefineNetDecoder(encoder_channels, config.num_classes, d.width, d.dropout)
-    g = config.generator
-    return UNetDecoder(encoder_channels, config.out_channels, num_modalities, g.dropout, g.dropout_levels,
-                       shared_norm, g.track_running_stats)
+    """The task's decoder (models/tasks.py): `config.decoder.name` (segmentation: RefineNet or DeepLabv3+) or the
+    U-Net up path (translation). Decoders with norms get one copy per modality of the stack."""
+    return model_task(config.task).decoder(config, encoder_channels, num_modalities, shared_norm)
 
 
 def default_fusion_stages(encoder: nn.Module) -> list[int]:

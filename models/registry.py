@@ -59,3 +59,19 @@ class Registry(Generic[T]):
     @entries.setter
     def entries(self, value: dict[str, Any]) -> None:
         self._entries = value
+
+
+def lazy_attributes(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` (PEP 562) that imports `exports[name]` (relative to `package`) on first access, so a
+    package can re-export heavy names (torch models, loaders) while its light submodules import without them."""
+    import importlib
+    import sys
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(exports[name], package), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__

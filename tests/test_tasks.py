@@ -73,8 +73,17 @@ def _task_branches(path: Path, names: set[str]) -> list[str]:
     return found
 
 
-def test_no_module_of_the_benchmark_outside_tasks_branches_on_a_task_name() -> None:
+def test_no_module_outside_the_task_modules_branches_on_a_task_name() -> None:
+    """Task modules: benchmark/tasks/ (training, metrics, reports), models/tasks.py (encoders, decoders, critics'
+    networks), datasets/tasks.py (modalities, loaders, previews)."""
     names = set(TASKS.names())
-    branches = [b for p in sorted((REPO / "benchmark").rglob("*.py")) if "tasks" not in p.parts
-                for b in _task_branches(p, names)]
+    branches = [b for folder in ("benchmark", "models", "datasets") for p in sorted((REPO / folder).rglob("*.py"))
+                if "tasks" not in p.parts and p.name != "tasks.py" for b in _task_branches(p, names)]
     assert branches == [], branches
+
+
+def test_the_three_task_registries_know_the_same_tasks() -> None:
+    from asymfusion.datasets.tasks import DATA_TASKS
+    from asymfusion.models.tasks import MODEL_TASKS
+
+    assert TASKS.names() == MODEL_TASKS.names() == DATA_TASKS.names()

@@ -9,7 +9,6 @@ uses `torch.load(weights_only=True)`: a checkpoint can never execute code.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from asymfusion.benchmark.errors import ResumeMismatch
+from asymfusion.datasets.files import atomic_write
 
 __all__ = ["ResumeMismatch", "find_resumable", "load", "save_atomic"]
 
@@ -27,15 +27,7 @@ BEST = "best.pt"
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: torch.save(state, tmp), fsync=True)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -122,7 +122,10 @@ def _lazy_exports(package: str, root: Path) -> dict[str, str]:
     module-level __getattr__ (models/__init__.py, datasets/__init__.py): `from pkg import name` runs that module."""
     path = root / module_path(package, root)
     tree = ast.parse(path.read_text(), filename=str(path))
-    if not any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body):
+    lazy = any((isinstance(n, ast.FunctionDef) and n.name == "__getattr__") or
+               (isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "__getattr__" for t in n.targets))
+               for n in tree.body)
+    if not lazy:
         return {}
     out: dict[str, str] = {}
     for block in (n for n in tree.body if _type_checking_block(n)):

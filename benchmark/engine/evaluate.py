@@ -27,6 +27,7 @@ from asymfusion.benchmark.engine.runtime import Runtime, seed_everything, setup_
 from asymfusion.benchmark.engine.train import ShardSampler, validate
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.datasets import build_dataset
+from asymfusion.datasets.files import atomic_write
 
 SCHEMA_VERSION = 1
 
@@ -219,8 +220,5 @@ def headline_scores(record: dict[str, Any]) -> dict[str, float]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=1))
 

@@ -42,6 +42,7 @@ from asymfusion.benchmark.engine.step import TrainStep
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.benchmark.engine.runtime import Runtime, rng_state, seed_everything, set_rng_state, setup_runtime
 from asymfusion.datasets import build_dataset
+from asymfusion.datasets.files import atomic_write
 
 log = logging.getLogger("asymfusion.train")
 
@@ -292,9 +293,7 @@ def write_history(cfg: RunConfig, history: list[dict[str, Any]]) -> Path:
     validated = [{k: v for k, v in row.items() if k in ("epoch", "stage") or k.startswith("val_")}
                  for row in history if any(k.startswith("val_") for k in row)]
     for path, rows in ((folder / f"{cfg.run}.json", history), (folder / f"{cfg.run}.val.json", validated)):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(rows, indent=1, default=_json_default))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(rows, indent=1, default=_json_default))
     return folder / f"{cfg.run}.json"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from asymfusion.benchmark.config.perf import PerfTargets
+from asymfusion.datasets.files import atomic_write
 
 SCHEMA_VERSION = 1
 EFFICIENCY_COLUMNS = ["params_m", "gflops_per_image", "train_step_ms", "train_images_per_s", "inference_ms",
@@ -214,10 +215,7 @@ def write_outputs(record: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     texts = {"json": json.dumps(record, indent=1, default=_json_default) + "\n", "md": markdown(record),
              "csv": rows_frame(record).to_csv(index=False)}
     for key, path in paths.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(texts[key])
-        tmp.replace(path)
+        atomic_write(path, texts[key])
     return paths
 
 

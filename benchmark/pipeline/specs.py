@@ -23,6 +23,7 @@ from asymfusion.benchmark.pipeline.stages import (
     render_pipeline,
     spec_path,
 )
+from asymfusion.datasets.files import atomic_write
 
 SCHEMA_VERSION = 1
 
@@ -101,9 +102,7 @@ def write_specs(params: Params, dvc_yaml: Path = Path("dvc.yaml"), root: Path = 
         path = root / spec_path(name)
         text = json.dumps(spec, indent=1, sort_keys=True) + "\n"
         if not path.is_file() or path.read_text() != text:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
+            atomic_write(path, text)
         written.append(path)
     for stale in sorted((root / SPECS_DIR).glob("*.json")):
         if stale not in written:

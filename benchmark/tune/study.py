@@ -1,17 +1,7 @@
-"""Hyperparameter tuning with Optuna: `asymfusion tune --suite SUITE --method METHOD --trials N` (docs/tuning.md).
+"""Optuna studies over the experiments: workers, trials, pruning and the gate that stops at N finished trials.
 
-A study searches the `space` of `tuning.<suite>.<method>` in params.yaml around a base experiment. A trial is the
-base experiment with the sampled keys overridden, validated through the normal resolution, trained by the real
-trainer (`train_run`) into its own folders (results/tuning/<suite>-<method>/trials/<number>/, checkpoints under
-<paths.checkpoints>/tuning/), reporting the configured metric to Optuna every epoch; the seeded TPE sampler proposes,
-the MedianPruner stops trials that fall behind. `--trials N` is the study's total of finished (complete + pruned)
-trials: a rerun continues the stored study up to N.
-
-Storage: a local SQLite file by default (results/tuning/<suite>-<method>/study.db, one worker); `--storage URL` an RDB
-URL (PostgreSQL for many machines) or a journal file path (several workers on one machine). RDB storages record
-heartbeats and re-queue a trial whose worker died (Optuna's retry callback); on one machine, a RUNNING trial whose
-worker process is gone is failed and re-queued at once, for journal files too. `--workers K` runs K processes on one
-storage; a file lock makes the workers of one machine stop at exactly N finished trials.
+`asymfusion tune` (benchmark/tune/cli.py, which documents the study's semantics and storages) calls `run_tuning`;
+a trial is the base experiment with the sampled keys overridden, trained by the real trainer (`train_run`).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from asymfusion.datasets.formats import (
     write_png,
 )
 from asymfusion.datasets.prepare.common import progress, write_layout_info
+from asymfusion.datasets.files import atomic_write
 
 SPLITS = ("train", "val")
 EXPECTED_COUNTS = {"train": 2975, "val": 500}
@@ -119,10 +120,7 @@ def _copy_rgb(src: Path, dst: Path) -> tuple[int, int]:
     except OSError as exc:
         raise DataFormatError(f"cannot read image {src}: {exc}") from exc
     if fmt == "PNG" and mode == "RGB":
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dst)
+        atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
     else:
         array = read_png(src)
         if array.ndim == 2:

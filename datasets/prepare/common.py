@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from asymfusion.datasets.formats import IGNORE_INDEX, seg_frame_paths, write_png
+from asymfusion.datasets.files import atomic_write
 
 T = TypeVar("T")
 LAYOUT_INFO = "layout.json"
@@ -40,10 +41,7 @@ def label_histogram(mask: np.ndarray, num_classes: int) -> np.ndarray:
 def write_layout_info(out: Path, info: dict[str, Any]) -> Path:
     """`<out>/layout.json`: what was prepared from what, with the encodings (written last, atomically)."""
     path = out / LAYOUT_INFO
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, json.dumps(info, indent=2, sort_keys=False) + "\n")
 
 
 def progress(items: Iterable[T], total: int | None, desc: str, enabled: bool) -> Iterator[T]:

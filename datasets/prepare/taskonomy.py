@@ -24,6 +24,7 @@ import numpy as np
 from asymfusion.datasets.fetch import read_manifest, read_templates
 from asymfusion.datasets.formats import TRANSLATION_DOMAINS, DataFormatError, read_png, write_list
 from asymfusion.datasets.prepare.common import progress, write_layout_info
+from asymfusion.datasets.files import atomic_write
 
 LISTS = {"train": "train_domain.txt", "val": "val_domain.txt"}
 EXPECTED_COUNTS = {"train": 1000, "val": 500}
@@ -68,9 +69,7 @@ def _place(src: Path, dst: Path, mode: str) -> None:
             return
         except OSError:
             pass  # another file system: fall back to a copy
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def prepare_taskonomy(

@@ -22,6 +22,7 @@ from asymfusion.datasets.synthetic.scene import (
     CLASS_FAMILY, SYNTHETIC_CLASSES, SYNTHETIC_PALETTE, Scene, sample_camera, sample_scene, view_rng,
 )
 from asymfusion.datasets.synthetic.textures import evaluate_texture
+from asymfusion.datasets.files import atomic_write
 
 RENDERER_VERSION = "1.0"
 SUPERSAMPLE = 2
@@ -302,7 +303,5 @@ def render_dataset(
         },
     }
     path = out / "meta.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return {"out": str(out), "seconds": time.perf_counter() - start, "size": size, **counts}

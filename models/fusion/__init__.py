@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .base import FusionMethod, FusionOptions
+from ..registry import lazy_attributes
 from .registry import get_fusion, list_fusions, register_fusion
 
 if TYPE_CHECKING:
@@ -40,13 +41,7 @@ def discover_methods() -> None:
         raise
 
 
-def __getattr__(name: str) -> Any:
-    """The model building blocks load on first use: the registry and config validation import without torch."""
-    if name not in _TORCH_EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_TORCH_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _TORCH_EXPORTS)
 
 
 __all__ = ["FusionMethod", "FusionOptions", "FusionModel", "StackedModel", "ResidualBlock", "register_fusion",
