@@ -66,12 +66,12 @@ def test_a_new_method_file_changes_no_existing_stage_code(tmp_path: Path) -> Non
     for folder in ("benchmark", "models", "datasets"):
         shutil.copytree(REPO / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
     before = {verb: stage_code(verb, ["asymfusion"], root=copy) for verb in ("train", "evaluate", "tables")}
-    (copy / "models" / "fusion" / "cen.py").write_text(
-        'from .registry import register_fusion\n\n\n@register_fusion("cen")\nclass CEN:\n    pass\n')
+    (copy / "models" / "fusion" / "brand_new.py").write_text(
+        'from .registry import register_fusion\n\n\n@register_fusion("brand_new")\nclass BrandNew:\n    pass\n')
     after = {verb: stage_code(verb, ["asymfusion"], root=copy) for verb in ("train", "evaluate", "tables")}
     assert before == after
-    assert method_file("cen", root=copy) == "models/fusion/cen.py"
-    assert "models/fusion/cen.py" in stage_code("train", ["cen"], root=copy)
+    assert method_file("brand_new", root=copy) == "models/fusion/brand_new.py"
+    assert "models/fusion/brand_new.py" in stage_code("train", ["brand_new"], root=copy)
 
 
 def test_imports_inside_functions_count_and_type_checking_imports_do_not(tmp_path: Path) -> None:

@@ -75,12 +75,12 @@ def test_smoke_suite_follows_edits_through_dvc(tmp_path: Path) -> None:
     assert "evaluate-smoke-asymfusion" in ran and not any(s.startswith("train-") for s in ran), ran
     clone.commit("blank mean")
 
-    # 4. Code: the file that picks best.pt retrains everything; a new method file plus experiment runs only it.
-    metrics_py = clone.root / "benchmark" / "metrics.py"
+    # 4. Code: the task module that picks best.pt retrains everything; a new method file plus experiment runs only it.
+    metrics_py = clone.root / "benchmark" / "tasks" / "segmentation.py"  # main metric and direction: picks best.pt
     metrics_py.write_text(metrics_py.read_text() + "\n# an edit to the code that decides best.pt\n")
     clone.dvc("repro", "specs")
     assert {f"train-{n}" for n in SMOKE} <= clone.changed()
-    clone.run("git", "checkout", "--", "benchmark/engine/metrics.py")
+    clone.run("git", "checkout", "--", "benchmark/tasks/segmentation.py")
     clone.dvc("repro", "specs")
     assert clone.changed() == set(), "undoing the edit must leave nothing to rerun"
 
