@@ -162,6 +162,9 @@ class ModelConfig(BaseModel):
         if self.task not in method.tasks:
             raise ValueError(f"method {self.method!r} supports {' and '.join(method.tasks)} only; this experiment's "
                              f"dataset is a {self.task} dataset")
+        if method.max_modalities is not None and len(self.modalities) > method.max_modalities:
+            raise ValueError(f"method {self.method!r} fuses at most {method.max_modalities} modalities; got "
+                             f"{len(self.modalities)}: {self.modalities}")
         options_model = method.Options
         unknown = sorted(set(self.fusion) - set(options_model.model_fields))
         if unknown:

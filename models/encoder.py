@@ -112,6 +112,24 @@ class TimmEncoder(nn.Module):
         last = f"{self.stage_module_name(stage)}.{len(stage_module) - 1}"
         return blocks[-1] if blocks and blocks[-1][0] == last else None
 
+    def stage_segments(self) -> list[list[nn.Module]]:
+        """The body's modules in order, cut after each stage's output module: running segment s on stage s-1's
+        output gives stage s's output. For methods that interleave two encoders stage by stage (sagate); needs a
+        body whose stages are its top-level children (timm's FeatureListNet, e.g. every ResNet)."""
+        names = [self.stage_module_name(s) for s in range(1, len(self.channels) + 1)]
+        children = list(self.body.named_children()) if isinstance(self.body, nn.ModuleDict) else []
+        if not children or any(n not in dict(children) for n in names):
+            raise ValueError(f"backbone {self.backbone!r} cannot be run stage by stage (its stages are not "
+                             "top-level modules of the feature net); choose a ResNet-family backbone")
+        segments: list[list[nn.Module]] = [[]]
+        for name, module in children:
+            if len(segments) > len(names):
+                break  # modules after the last stage produce no feature the decoder uses
+            segments[-1].append(module)
+            if name in names:
+                segments.append([])
+        return segments[: len(names)]
+
     def replace(self, path: str, module: nn.Module) -> None:
         """body.<path> = module: swap a block (see residual_blocks) or any other submodule."""
         replace_submodule(self.body, path, module)

@@ -31,6 +31,7 @@ class FusionMethod:
     name: ClassVar[str] = ""
     Options: ClassVar[type[FusionOptions]] = FusionOptions
     tasks: ClassVar[tuple[str, ...]] = TASKS  # an experiment of another task is rejected when its config is read
+    max_modalities: ClassVar[int | None] = None  # e.g. 2 for a method defined on one RGB-D pair; None: any number
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config

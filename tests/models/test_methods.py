@@ -13,7 +13,8 @@ from asymfusion.models.fusion import get_fusion
 from .conftest import TWO_BLOCK_RESNET, tiny_config, tiny_inputs
 
 CASES = [(method, task, modalities) for method in list_fusions() for task in get_fusion(method).tasks
-         for modalities in (("rgb", "depth"), ("rgb", "depth", "normal"))]
+         for modalities in (("rgb", "depth"), ("rgb", "depth", "normal"))
+         if len(modalities) <= (get_fusion(method).max_modalities or 3)]
 METHOD_TASKS = [(method, task) for method in list_fusions() for task in get_fusion(method).tasks]
 
 
