@@ -12,7 +12,8 @@ import torch
 from .build import build_model
 from .config import ModelConfig
 
-PAPER_METHODS = ["single", "shared_bn", "msbn", "asymfusion", "separate", "late", "early", "cen", "esanet", "sagate"]
+PAPER_METHODS = ["single", "shared_bn", "msbn", "asymfusion", "separate", "late", "early", "cen", "esanet", "sagate",
+                 "cmx", "acnet"]
 
 
 def _millions(params: list[torch.nn.Parameter]) -> float:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 _TORCH_EXPORTS = {"FusionModel": "..networks", "StackedModel": "..networks", "ResidualBlock": "..blocks"}
 
-_NOT_METHODS = {"registry", "base", "ops"}
+_NOT_METHODS = {"registry", "base", "ops", "interleaved"}
 _discovered = False
 
 

@@ -22,9 +22,9 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from ..encoder import TimmEncoder, tile_channels, upsample_to
-from ..networks import FusionModel, make_decoder, make_encoder
+from ..networks import FusionModel, make_decoder
 from .base import FusionMethod, FusionOptions
+from .interleaved import InterleavedModel, make_stage_encoders
 from .registry import register_fusion
 
 
@@ -62,40 +62,11 @@ class SAGate(nn.Module):
         rec = torch.cat([self.recalibrate[0](depth, rgb), self.recalibrate[1](rgb, depth)], dim=1)
         return torch.cat([gate(rec) for gate in self.gates], dim=1).softmax(dim=1)
 
-    def forward(self, rgb: Tensor, depth: Tensor) -> tuple[list[Tensor], Tensor]:
+    def forward(self, streams: list[Tensor], previous: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+        rgb, depth = streams
         a = self.attention(rgb, depth)
         merge = rgb * a[:, 0:1] + depth * a[:, 1:2]
         return [torch.relu((rgb + merge) / 2), torch.relu((depth + merge) / 2)], merge
-
-
-class SAGateModel(FusionModel):
-    def __init__(self, encoders: dict[str, TimmEncoder], gates: list[SAGate], decoder: nn.Module,
-                 stem_channels: int) -> None:
-        super().__init__()
-        self.modalities = list(encoders)
-        self.encoders = nn.ModuleDict(encoders)
-        self.gates = nn.ModuleList(gates)
-        self.decoder = decoder
-        self.stem_channels = stem_channels
-
-    def encoder_modules(self) -> list[nn.Module]:
-        return [*self.encoders.values(), self.gates]
-
-    def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        streams = [tile_channels(inputs[m], self.stem_channels) for m in self.modalities]
-        size = streams[0].shape[-2:]
-        segments = [self.encoders[m].stage_segments() for m in self.modalities]
-        merges = []
-        for stage, gate in enumerate(self.gates):
-            for i, per_stage in enumerate(segments):
-                for module in per_stage[stage]:
-                    streams[i] = module(streams[i])
-            streams, merge = gate(*streams)
-            merges.append(merge)
-        return {"ensemble": upsample_to(self.decoder(merges), size)}
-
-    def modality_parameters(self) -> dict[str, list[nn.Parameter]]:
-        return {m: list(enc.parameters()) for m, enc in self.encoders.items()}
 
 
 @register_fusion("sagate")
@@ -106,11 +77,8 @@ class SeparationAggregationGate(FusionMethod):
 
     def build(self) -> FusionModel:
         config = self.config
-        if len(config.modalities) != 2:
-            raise ValueError(f"sagate fuses exactly two modalities, got {config.modalities}")  # max_modalities: 2
-        stem = config.resolved_stem_channels()
-        encoders = {m: make_encoder(config, stem, num_modalities=1, require_norm=False) for m in config.modalities}
-        first = next(iter(encoders.values()))
-        first.stage_segments()  # a backbone that cannot run stage by stage fails here, at build time
-        gates = [SAGate(c, self.options.reduction) for c in first.channels]
-        return SAGateModel(encoders, gates, make_decoder(config, first.channels, num_modalities=1), stem)
+        encoders = make_stage_encoders(config)
+        channels = next(iter(encoders.values())).channels
+        gates = [SAGate(c, self.options.reduction) for c in channels]
+        return InterleavedModel(encoders, gates, make_decoder(config, channels, num_modalities=1),
+                                config.resolved_stem_channels())

@@ -46,6 +46,22 @@ def test_forward_backward_and_output_contract(method: str, task: str, modalities
 
 
 @pytest.mark.parametrize("method, task", METHOD_TASKS)
+def test_the_gradient_reaches_every_trainable_parameter(method: str, task: str) -> None:
+    # timm zero-initialises each residual block's last BN scale, which blocks the gradient at step 0 on purpose
+    resnet = {"backbone_kwargs": {"zero_init_last": False}} if task == "segmentation" else {}
+    config = tiny_config(method, task=task, **resnet)
+    model = build_model(config).train()
+    outputs = model(tiny_inputs(config))
+    (sum(out.square().mean() for out in outputs.values()) + sum(model.auxiliary_losses().values())).backward()
+    # None: the parameter is not in the graph (built but unused). A zero gradient can be a squeeze MLP's dead ReLU
+    # at this seed (2 hidden units), so it is only bounded.
+    unreached = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unreached, f"{method}: no gradient reaches {unreached[:5]}"
+    zero = [n for n, p in model.named_parameters() if p.requires_grad and not p.grad.any()]
+    assert len(zero) <= 0.1 * len(list(model.parameters())), f"{method}: zero gradient on {zero}"
+
+
+@pytest.mark.parametrize("method, task", METHOD_TASKS)
 def test_param_groups_partition_the_trainable_parameters(method: str, task: str) -> None:
     model = build_model(tiny_config(method, task=task))
     groups = model.param_groups()

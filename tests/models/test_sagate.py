@@ -20,7 +20,7 @@ def test_the_gates_sum_to_one_and_the_merge_weights_the_two_streams() -> None:
     a = gate.attention(rgb, depth)
     torch.testing.assert_close(a.sum(dim=1), torch.ones(2, 5, 5))
     assert a.min() > 0
-    (rgb_out, depth_out), merge = gate(rgb, depth)
+    (rgb_out, depth_out), merge = gate([rgb, depth], None)
     torch.testing.assert_close(merge, rgb * a[:, 0:1] + depth * a[:, 1:2])
     torch.testing.assert_close(rgb_out, torch.relu((rgb + merge) / 2))
     torch.testing.assert_close(depth_out, torch.relu((depth + merge) / 2))
@@ -38,7 +38,7 @@ def test_the_decoder_reads_one_merge_per_stage_and_both_inputs_reach_the_output(
     config = tiny_config("sagate", **TWO_BLOCK_RESNET)
     model = build_model(config).eval()
     merges = []
-    for gate in model.gates:
+    for gate in model.fusions:
         gate.register_forward_hook(lambda m, i, o: merges.append(o[1]))
     inputs = tiny_inputs(config, requires_grad=True)
     model(inputs)["ensemble"].sum().backward()
