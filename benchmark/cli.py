@@ -56,7 +56,15 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     from asymfusion.benchmark.config import list_runs
 
     params = _params(args)
-    print(f"{args.params}: valid ({len(params.experiments)} experiments, {len(list_runs(params))} runs)")
+    models = ""
+    if not args.no_models:
+        from asymfusion.benchmark.config import resolve_run
+        from asymfusion.benchmark.engine.modelcheck import check_model_builds
+
+        for name in params.experiments:
+            check_model_builds(resolve_run(params, name).model, f"{args.params}: experiments.{name}.model")
+        models = ", every model built on the meta device"
+    print(f"{args.params}: valid ({len(params.experiments)} experiments, {len(list_runs(params))} runs{models})")
     return 0
 
 
@@ -148,12 +156,19 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_synthetic(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from asymfusion.datasets.synthetic import render_dataset
 
     params = _params(args)
     render = params.synthetic
     overrides = {k: getattr(args, k) for k in ("size", "n_train", "n_val", "views_per_scene", "seed")}
-    render = render.model_validate({**render.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+    try:
+        render = render.model_validate({**render.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+    except ValidationError as exc:  # a command-line value out of range: name the option, as argparse would
+        problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')} {e.get('input')!r}: {e['msg']}"
+                             for e in exc.errors())
+        raise ConfigError(f"prepare synthetic: {problems}") from None
     out = Path(args.out) if args.out else params.data_dir() / "synthetic"
     summary = render_dataset(out, **render.model_dump(), workers=args.workers, progress=not args.quiet)
     print(f"wrote {out}: {summary}")
@@ -194,6 +209,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--suite", default=None, help="only runs of this suite (a name under `suites:`)")
     p.set_defaults(func=cmd_config_list)
     p = config_verbs.add_parser("validate", help="validate params.yaml and exit 0, or exit 2 naming every error")
+    p.add_argument("--no-models", action="store_true",
+                   help="skip building each experiment's model on the meta device (backbone names, backbone_kwargs, "
+                   "method options that only the model checks); train and evaluate always build it first")
     p.set_defaults(func=cmd_config_validate)
 
     p = verbs.add_parser("train", help="train runs (each resumes automatically from its last checkpoint)")

@@ -23,6 +23,12 @@ class ResumeMismatch(RuntimeError):
     exit_code = BAD_INPUT
 
 
+class DamagedCheckpoint(RuntimeError):
+    """A checkpoint file cannot be read (truncated, empty, not a checkpoint); the message names it and the fix."""
+
+    exit_code = RUNTIME_FAILURE
+
+
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or inf; the message names the step. Checkpoints on disk are left untouched."""
 

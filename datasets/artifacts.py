@@ -28,6 +28,13 @@ class FetchError(RuntimeError):
     and how to place a manually downloaded file (`--from-file`)."""
 
 
+class FetchInputError(FetchError):
+    """What the user asked for cannot be fetched as given (a missing --from-file, an unknown domain, a malformed
+    commit): bad input, exit 2."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class Artifact:
     """One remote file: where it goes (relative to its source folder), where it comes from, what it must be."""

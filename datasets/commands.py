@@ -13,7 +13,9 @@ benchmark/cli.py calls `add_fetch_parser(verbs)` and `add_prepare_parsers(prepar
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
+from typing import Callable
 
 from asymfusion.datasets.fetch import (
     CITYSCAPES_PACKAGES,
@@ -37,6 +39,29 @@ SOURCE_OPTIONS = {
     "packages": ("cityscapes", None),
     "no_extract": ("cityscapes", False),
 }
+
+
+def _seconds(low: float, high: float, open_low: bool) -> Callable[[str], float]:
+    """argparse type: a number of seconds in (low, high] or [low, high]; argparse exits 2 naming the option."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not (low < value if open_low else low <= value) or value > high or value != value:
+            bracket = "(" if open_low else "["
+            raise argparse.ArgumentTypeError(f"{text} is outside {bracket}{low:g}, {high:g}] seconds")
+        return value
+
+    return parse
+
+
+def _commit(text: str) -> str:
+    """argparse type: a full 40-hex-digit git commit (the URL pins exactly one tree)."""
+    if not re.fullmatch(r"[0-9a-f]{40}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a full git commit (40 lower-case hex digits)")
+    return text
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -85,9 +110,9 @@ def add_fetch_parser(verbs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--retries", type=int, default=4, choices=range(0, 21), metavar="{0..20}",
                    help="retries after a failed attempt (default: 4)")
-    p.add_argument("--backoff", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--backoff", type=_seconds(0.0, 3600.0, open_low=False), default=1.0, metavar="SECONDS",
                    help="seconds before the first retry; doubles on every retry (default: 1)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=_seconds(0.0, 3600.0, open_low=True), default=60.0, metavar="SECONDS",
                    help="seconds without data before an attempt fails (default: 60)")
     p.add_argument("--jobs", type=int, default=8, choices=range(1, 65), metavar="{1..64}",
                    help="parallel file downloads (taskonomy; default: 8)")
@@ -95,7 +120,7 @@ def add_fetch_parser(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--domains", nargs="+", choices=TRANSLATION_DOMAINS, default=None, metavar="DOMAIN",
                    help=f"taskonomy only: domains to download, of {', '.join(TRANSLATION_DOMAINS)} "
                         "(default: all eight)")
-    p.add_argument("--commit", default=None, metavar="SHA",
+    p.add_argument("--commit", type=_commit, default=None, metavar="SHA",
                    help="taskonomy only: one commit of alexsax/taskonomy-sample-model-1 for every domain (default: "
                         f"the per-domain pins in datasets/fetch.py, or ${TASKONOMY_COMMIT_ENV})")
     p.add_argument("--packages", nargs="+", choices=CITYSCAPES_PACKAGES, default=None, metavar="PACKAGE",

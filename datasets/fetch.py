@@ -27,7 +27,8 @@ from typing import Iterable, Sequence
 from tqdm.auto import tqdm
 
 from asymfusion.datasets.archive import extract_archive
-from asymfusion.datasets.artifacts import Artifact, FetchError, file_digests, read_manifest, record_manifest
+from asymfusion.datasets.artifacts import (Artifact, FetchError, FetchInputError, file_digests, read_manifest,
+                                          record_manifest)
 from asymfusion.datasets.cityscapes_fetch import fetch_cityscapes
 from asymfusion.datasets.download import FetchOptions, _fetch_all, _quiet_pooch, fetch_artifact
 from asymfusion.datasets.formats import TRANSLATION_DOMAINS, DataFormatError
@@ -146,7 +147,7 @@ def _local_taskonomy_tree(path: Path, scratch: Path) -> Path:
     if path.is_dir():
         return path
     if not path.is_file():
-        raise FetchError(f"--from-file {path}: no such file or folder")
+        raise FetchInputError(f"--from-file {path}: no such file or folder")
     extract_archive(path, scratch, force=True)
     children = [c for c in scratch.iterdir() if not c.name.startswith(".")]
     if len(children) == 1 and children[0].is_dir() and children[0].name not in TASKONOMY_COMMITS:
@@ -173,10 +174,11 @@ def fetch_taskonomy(
     folder = Path(folder)
     unknown = [d for d in domains if d not in TASKONOMY_COMMITS]
     if unknown:
-        raise FetchError(f"unknown Taskonomy domain(s) {unknown}; allowed: {', '.join(TASKONOMY_COMMITS)}")
+        raise FetchInputError(f"unknown Taskonomy domain(s) {unknown}; allowed: {', '.join(TASKONOMY_COMMITS)}")
     commit = commit or os.environ.get(TASKONOMY_COMMIT_ENV) or None
     if commit is not None and not re.fullmatch(r"[0-9a-f]{40}", commit):
-        raise FetchError(f"Taskonomy commit must be a full 40-hex git SHA, got {commit!r}")
+        raise FetchInputError(f"Taskonomy commit (--commit or ${TASKONOMY_COMMIT_ENV}) must be a full 40-hex git SHA, "
+                              f"got {commit!r}")
     given = [Path(p).expanduser() for p in from_files]
     list_files = [p for p in given if p.is_file() and p.suffix == ".txt"]
     trees = [p for p in given if p not in list_files]

@@ -14,7 +14,27 @@ from asymfusion.benchmark.config.runs import _bad, _build_model_config
 from asymfusion.benchmark.config.schema import Params
 from asymfusion.benchmark.config.tuning_checks import check_tuning
 from asymfusion.benchmark.errors import ConfigError
+from asymfusion.benchmark.tasks import TASKS, get_task
 from asymfusion.datasets.config import check_data_against_dataset
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that rejects a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKey(f"line {line}: key {key!r} given twice in one mapping (first on line {seen[key]}); "
+                                   "YAML would silently keep the last value")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -23,7 +43,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader)
+    except DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -50,9 +72,23 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         except ValueError as exc:
             raise ConfigError(f"{path}: experiments.{name}.data: {exc}") from None
         _build_model_config(params, name, path)
+        _check_evaluation(params, name, path)
     _check_tables_and_claims(params, path)
     check_tuning(params, path)
     return params
+
+
+def _tta_tasks() -> list[str]:
+    return [name for name in TASKS.names() if get_task(name).test_time_augmentation]
+
+
+def _check_evaluation(params: Params, name: str, path: Path) -> None:
+    exp = params.experiments[name]
+    task = params.datasets[exp.data.dataset].task
+    if not get_task(task).test_time_augmentation and (exp.evaluate.flip or exp.evaluate.scales != [1.0]):
+        raise ConfigError(f"{path}: experiments.{name}.evaluate: flip / scales (test-time augmentation) apply to "
+                          f"tasks that average class probabilities ({', '.join(_tta_tasks())}), not {task}; "
+                          "remove them")
 
 
 def _check_tables_and_claims(params: Params, path: Path) -> None:

@@ -23,7 +23,7 @@ def list_runs(params: Params, suite: str | None = None) -> list[str]:
     runs = []
     for name, exp in params.experiments.items():
         if suite is None or exp.suite == suite:
-            runs += [f"{name}-s{seed}" for seed in (exp.seeds or params.suites[exp.suite].seeds)]
+            runs += [f"{name}-s{seed}" for seed in (exp.seeds if exp.seeds is not None else params.suites[exp.suite].seeds)]
     return runs
 
 
@@ -46,7 +46,7 @@ def resolve_run(params: Params, run: str) -> RunConfig:
         raise ConfigError(f"unknown run {run!r}: expected <experiment>-s<seed>, one of: {known}")
     exp = params.experiments[experiment]
     suite = params.suites[exp.suite]
-    seeds = exp.seeds or suite.seeds
+    seeds = exp.seeds if exp.seeds is not None else suite.seeds
     if seed is None:
         seed = seeds[0]
     elif seed not in seeds:

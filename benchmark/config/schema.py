@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -25,27 +25,40 @@ DATA_ENV = "ASYMFUSION_DATA"
 __all__ = ["ConfigError"]  # re-exported: raised by every validator below
 
 
+# Learning rates above this are a typo, not a recipe (the suite's range: 1e-5 .. 0.05).
+MAX_LR = 10.0
+LearningRate = Annotated[float, Field(gt=0, le=MAX_LR)]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what numpy's and torch's seeding accept alike
+
+
+def _unique_seeds(seeds: list[int] | None) -> list[int] | None:
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct (each names one run), got {seeds}")
+    return seeds
+
+
 class StageConfig(Strict):
     """One stage of the official multi-stage SGD schedule (fresh optimiser per stage)."""
 
     epochs: int = Field(ge=1, description="epochs in this stage")
-    lr_encoder: float = Field(gt=0, description="encoder learning rate in this stage")
-    lr_decoder: float = Field(gt=0, description="decoder (and head) learning rate in this stage")
+    lr_encoder: LearningRate = Field(description="encoder learning rate in this stage")
+    lr_decoder: LearningRate = Field(description="decoder (and head) learning rate in this stage")
 
 
 class OptimiserConfig(Strict):
     name: Literal["sgd", "adam"] = Field("sgd", description="sgd: segmentation protocol; adam: CEN translation")
-    lr_encoder: float = Field(5e-4, gt=0, description="encoder learning rate (single-stage schedules)")
-    lr_decoder: float = Field(3e-3, gt=0, description="decoder/head learning rate (single-stage schedules)")
-    lr_ensemble: float = Field(1e-2, gt=0, description="learning rate of the ensemble logits alpha")
-    lr_discriminator: float = Field(2e-4, gt=0, description="PatchGAN learning rate (translation)")
+    lr_encoder: LearningRate = Field(5e-4, description="encoder learning rate (single-stage schedules)")
+    lr_decoder: LearningRate = Field(3e-3, description="decoder/head learning rate (single-stage schedules)")
+    lr_ensemble: LearningRate = Field(1e-2, description="learning rate of the ensemble logits alpha")
+    lr_discriminator: LearningRate = Field(2e-4, description="PatchGAN learning rate (translation)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-    weight_decay: float = Field(1e-5, ge=0, description="L2 weight decay")
-    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas (CEN: 0.5, 0.999)")
+    weight_decay: float = Field(1e-5, ge=0, le=1, description="L2 weight decay")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
+        (0.5, 0.999), description="Adam betas, each in [0, 1) (CEN: 0.5, 0.999)")
     schedule: Literal["constant", "poly", "multistage"] = Field(
         "poly", description="constant LR, poly decay (power 0.9), or the official stages with fresh optimisers"
     )
-    poly_power: float = Field(0.9, gt=0, description="exponent of the poly schedule")
+    poly_power: float = Field(0.9, gt=0, le=10, description="exponent of the poly schedule")
     warmup_epochs: float = Field(0.0, ge=0, description="linear learning-rate warm-up at the start (not multistage)")
     stages: list[StageConfig] | None = Field(None, description="stages of the multistage schedule")
 
@@ -75,7 +88,8 @@ class TrainConfig(Strict):
 
 class EvalConfig(Strict):
     flip: bool = Field(False, description="also average predictions over a horizontal flip (segmentation)")
-    scales: list[float] = Field([1.0], min_length=1, description="test-time scales averaged (paper: single scale 1.0)")
+    scales: list[Annotated[float, Field(gt=0, le=4)]] = Field(
+        [1.0], min_length=1, description="test-time scales averaged, each in (0, 4] (paper: single scale 1.0)")
     blank: Literal["zeros", "mean"] = Field(
         "zeros", description="missing-modality robustness: replace a modality by zeros or by its dataset mean"
     )
@@ -96,7 +110,9 @@ class ExperimentConfig(Strict):
     optimiser: OptimiserConfig = OptimiserConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvalConfig = EvalConfig()
-    seeds: list[int] | None = Field(None, description="seeds to run (default: the suite's)")
+    seeds: list[Seed] | None = Field(None, min_length=1, description="seeds to run (default: the suite's; when "
+                                     "given, at least one)")
+    _distinct_seeds = field_validator("seeds")(_unique_seeds)
 
     @model_validator(mode="after")
     def _stages_cover_epochs(self) -> "ExperimentConfig":
@@ -116,7 +132,8 @@ class ExperimentConfig(Strict):
 
 class SuiteConfig(Strict):
     description: str = ""
-    seeds: list[int] = Field([0], min_length=1, description="seeds every experiment of the suite runs with")
+    seeds: list[Seed] = Field([0], min_length=1, description="seeds every experiment of the suite runs with")
+    _distinct_seeds = field_validator("seeds")(_unique_seeds)
     results: str = Field(description="folder of the suite's outputs, e.g. results/quick")
     jobs: int = Field(1, ge=1, le=64, description="seeds of one experiment trained side by side (processes)")
     perf: bool = Field(True, description="include a perf (benchmark) stage for this suite")

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from asymfusion.benchmark.errors import ResumeMismatch
-from asymfusion.datasets.files import atomic_write
+from asymfusion.benchmark.errors import DamagedCheckpoint, ResumeMismatch
+from asymfusion.datasets.files import atomic_write, remove_stale_temporaries
 
-__all__ = ["ResumeMismatch", "find_resumable", "load", "save_atomic"]
+__all__ = ["DamagedCheckpoint", "ResumeMismatch", "find_resumable", "load", "save_atomic"]
 
 log = logging.getLogger("asymfusion.train")
 
@@ -30,8 +30,19 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp), fsync=True)
 
 
-def load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load(path: Path, fix: str = "rerun the training with --restart (it moves the damaged file aside)") -> dict[str, Any]:
+    """The checkpoint at `path`; DamagedCheckpoint naming the file and `fix` when it cannot be read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated zip, empty file, foreign pickle: torch raises several types
+        size = path.stat().st_size if path.exists() else 0
+        raise DamagedCheckpoint(f"{path}: damaged checkpoint ({size} bytes; {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); {fix}") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise DamagedCheckpoint(f"{path}: not a checkpoint of this project (no model state); {fix}")
+    return state
 
 
 OnChange = str  # "refuse" | "restart"
@@ -48,11 +59,18 @@ def find_resumable(directory: Path, params_hash: str, restart: bool, *, code_has
     "restart" too; under "refuse" it resumes with a warning. Old folders are never deleted.
     """
     last = directory / LAST
+    remove_stale_temporaries(directory)  # left by a kill during a checkpoint write
     if not last.exists():
         return None
-    state = load(last)
-    if restart:
+    if restart:  # before reading anything: --restart must work on a damaged checkpoint too
         _move_aside(directory, "--restart")
+        return None
+    try:
+        state = load(last)
+    except DamagedCheckpoint:
+        if on_change != "restart":
+            raise
+        _move_aside(directory, f"{LAST} is damaged")
         return None
     if state.get("params_hash") != params_hash:
         if on_change != "restart":

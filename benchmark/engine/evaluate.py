@@ -23,13 +23,22 @@ from asymfusion.benchmark.engine import checkpoint as ckpt
 from asymfusion.benchmark.config import RunConfig
 from asymfusion.benchmark.engine.metrics import DistributionMetrics, OutputMetrics, inception_extractor, not_computed
 from asymfusion.benchmark.engine.qualitative import qualitative_grid
+from asymfusion.benchmark.engine.modelcheck import check_model_builds
 from asymfusion.benchmark.engine.runtime import Runtime, seed_everything, setup_runtime
 from asymfusion.benchmark.engine.train import ShardSampler, validate
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.datasets import build_dataset
 from asymfusion.datasets.files import atomic_write
+from asymfusion.datasets.transforms import NEAREST_KEYS
 
 SCHEMA_VERSION = 1
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], nearest: bool) -> torch.Tensor:
+    """Depth is resized by nearest neighbour (as in training: no invented depths at edges), images bilinearly."""
+    if nearest:
+        return F.interpolate(x, size=size, mode="nearest")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class TestTimeAugment(nn.Module):
@@ -44,9 +53,7 @@ class TestTimeAugment(nn.Module):
         total: dict[str, torch.Tensor] = {}
         for scale in self.scales:
             size = (max(8, round(h * scale)), max(8, round(w * scale)))
-            scaled = {k: v if scale == 1.0 else F.interpolate(
-                v, size=size, mode="nearest" if k in self.nearest else "bilinear", align_corners=False)
-                for k, v in inputs.items()}
+            scaled = {k: v if scale == 1.0 else _resize(v, size, nearest=k in self.nearest) for k, v in inputs.items()}
             for flipped in ([False, True] if self.flip else [False]):
                 x = {k: v.flip(-1) for k, v in scaled.items()} if flipped else scaled
                 for key, logits in self.model(x).items():
@@ -135,13 +142,16 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     """Evaluate the run's best checkpoint on the validation split and write `results/<suite>/metrics/<run>.json`."""
     from asymfusion.models import build_model
 
+    check_model_builds(cfg.model, f"experiments.{cfg.experiment}.model")
     runtime = setup_runtime(cfg.train.device, cfg.evaluate.threads)  # one process: every core by default
     seed_everything(cfg.seed)
     path = cfg.checkpoint_dir / checkpoint
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: train the run first (`asymfusion train {cfg.run}`)")
-    state = ckpt.load(path)
-    if state["params_hash"] != cfg.train_hash():
+    other = "last" if checkpoint == ckpt.BEST else "best"
+    state = ckpt.load(path, fix=f"retrain with `asymfusion train {cfg.run} --restart` (moves the checkpoints aside), "
+                                f"or evaluate the other one (`--checkpoint {other}`)")
+    if state.get("params_hash") != cfg.train_hash():
         raise ckpt.ResumeMismatch(f"{path} was trained with a different configuration (params hash "
                                   f"{state['params_hash']} != {cfg.train_hash()}); retrain the run")
     model = build_model(cfg.model).to(runtime.device)
@@ -156,7 +166,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     task = cfg.dataset.task
     evaluated: nn.Module = model
     if get_task(task).test_time_augmentation and (cfg.evaluate.flip or cfg.evaluate.scales != [1.0]):
-        evaluated = TestTimeAugment(model, cfg.evaluate.scales, cfg.evaluate.flip, frozenset({"depth"}))
+        evaluated = TestTimeAugment(model, cfg.evaluate.scales, cfg.evaluate.flip, NEAREST_KEYS)
 
     started = time.perf_counter()
     distribution, distribution_note = _distribution_metrics(cfg, keys, len(dataset), extractor)

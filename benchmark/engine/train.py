@@ -40,6 +40,7 @@ from asymfusion.benchmark.engine.metrics import OutputMetrics
 from asymfusion.benchmark.engine.optim import Schedule, make_model_optimiser
 from asymfusion.benchmark.engine.step import TrainStep
 from asymfusion.benchmark.tasks import get_task
+from asymfusion.benchmark.engine.modelcheck import check_model_builds
 from asymfusion.benchmark.engine.runtime import Runtime, rng_state, seed_everything, set_rng_state, setup_runtime
 from asymfusion.datasets import build_dataset
 from asymfusion.datasets.files import atomic_write
@@ -135,6 +136,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
     """
     from asymfusion.models import build_model
 
+    check_model_builds(cfg.model, f"experiments.{cfg.experiment}.model")  # before the log file or any checkpoint
     runtime = setup_runtime(cfg.train.device, cfg.train.threads)
     if cfg.train.amp != "off" and runtime.device.type != "cuda":
         raise ConfigError(f"{cfg.run}: train.amp={cfg.train.amp!r} needs CUDA; set it to 'off' on CPU")
