@@ -10,11 +10,17 @@ Every download goes through `pooch.retrieve` with a custom downloader from here:
   mismatch the partial file is deleted and a `FetchError` names the URL, the expected and the actual values;
 * only a verified file is handed to pooch, which checks its known hash once more and renames it into place, so a
   corrupt file never appears under its final name;
-* the sha256 of every file placed is recorded in `SHA256SUMS` in its folder.
+* the sha256 of every file placed is recorded in `SHA256SUMS` in its folder - but only of a file whose completeness
+  was established: by a published size or checksum, or by the server's Content-Length (or Content-Range total)
+  matching the bytes received. A file with neither (the server sent no length and nothing is published) is kept
+  but not recorded, with a warning, and the next fetch downloads it again instead of pinning a possibly truncated
+  file on first use.
 
 A file downloaded by other means is placed with `--from-file PATH` (`LocalFileDownloader`): it is verified exactly
-like a download and copied into place (the original is left untouched). The per-source fetchers in
-`asymfusion.datasets.fetch` and `asymfusion.datasets.cityscapes_fetch` build on this module.
+like a download and copied into place (the original is left untouched); the user vouches for its completeness, so
+its sha256 is recorded even where nothing is published. The per-source fetchers in
+`asymfusion.datasets.fetch`, `asymfusion.datasets.fetch_many` and `asymfusion.datasets.cityscapes_fetch` build on
+this module.
 """
 
 from __future__ import annotations
@@ -26,29 +32,32 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator
 
 import pooch
 import requests
 from tqdm.auto import tqdm
 
 from asymfusion.datasets.artifacts import (
+    MANIFEST,
     Artifact,
     FetchError,
     _expected,
     _hint,
     _mismatches,
     file_digests,
+    read_manifest,
     record_manifest,
 )
 
-__all__ = ["FetchOptions", "LocalFileDownloader", "ResumableDownloader", "fetch_artifact"]
+__all__ = ["FetchOptions", "LocalFileDownloader", "Placed", "ResumableDownloader", "fetch_artifact", "place_artifact"]
 
 log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part"
+ASIDE_SUFFIX = ".unverified"  # an unverifiable earlier copy, kept aside while it is downloaded again
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,9 @@ def _session() -> requests.Session:
 class ResumableDownloader:
     """Stream `url` into `part` with Range resume, retries with backoff, and size/hash verification.
 
-    On success the verified bytes are renamed onto pooch's temporary output file; `sha256` holds their hash.
+    On success the verified bytes are renamed onto pooch's temporary output file; `sha256` holds their hash and
+    `complete` whether their completeness was established (a published size or checksum, or the server's
+    Content-Length / Content-Range total equal to the bytes received); it stays None until a download ran.
     """
 
     artifact: Artifact
@@ -123,6 +134,7 @@ class ResumableDownloader:
     source: str
     options: FetchOptions = field(default_factory=FetchOptions)
     sha256: str | None = None
+    complete: bool | None = None
 
     def __call__(self, url: str, output_file: str, pooch_obj: object = None, check_only: bool = False) -> bool | None:
         if check_only:
@@ -139,7 +151,7 @@ class ResumableDownloader:
                 log.warning("retrying %s in %.1f s (%s)", url, delay, errors[-1])
                 _sleep(delay)
             try:
-                self._attempt(url)
+                announced_ok = self._attempt(url)
                 break
             except _Retry as exc:
                 errors.append(str(exc))
@@ -167,17 +179,19 @@ class ResumableDownloader:
                 f"is wrong or the server changed the file, check it by hand.\n{_hint(self.source, self.artifact)}"
             )
         self.sha256 = sha256
+        self.complete = _verifiable(self.artifact) or announced_ok
         os.replace(self.part, output_file)
         return None
 
-    def _attempt(self, url: str) -> None:
+    def _attempt(self, url: str) -> bool:
+        """One request; returns whether the server announced a total length equal to what the file now holds."""
         expected = self.artifact.size
         offset = self.part.stat().st_size if self.part.exists() else 0
         if expected is not None and offset > expected:
             self.part.unlink()
             offset = 0
         if expected is not None and offset == expected:
-            return  # complete already; verified by the caller
+            return False  # complete already (by the published size); verified by the caller
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         with _session().get(url, headers=headers, stream=True, timeout=self.options.timeout) as response:
             status = response.status_code
@@ -199,7 +213,10 @@ class ResumableDownloader:
             elif offset:  # 200: the server ignored the Range header and sends everything
                 offset = 0
             length = response.headers.get("Content-Length")
-            total = offset + int(length) if length is not None else expected
+            announced = {offset + int(length)} if length is not None else set()
+            if status == 206:
+                announced |= {t for t in [_content_range_total(response.headers.get("Content-Range", ""))] if t}
+            total = max(announced) if announced else expected
             with open(self.part, "ab" if offset else "wb") as handle, tqdm(
                 total=total,
                 initial=offset,
@@ -216,10 +233,21 @@ class ResumableDownloader:
         got = self.part.stat().st_size
         if total is not None and got < total:
             raise _Retry(f"connection closed after {got:,} of {total:,} bytes")
+        return bool(announced) and announced == {got}
+
+
+def _verifiable(artifact: Artifact) -> bool:
+    """Whether a published size or checksum can tell a complete file from a truncated one."""
+    return artifact.size is not None or bool(artifact.sha256) or bool(artifact.md5)
 
 
 def _content_range_start(value: str) -> int | None:
     match = re.match(r"bytes\s+(\d+)-", value.strip())
+    return int(match.group(1)) if match else None
+
+
+def _content_range_total(value: str) -> int | None:
+    match = re.match(r"bytes\s+\d+-\d+/(\d+)\s*$", value.strip())
     return int(match.group(1)) if match else None
 
 
@@ -263,6 +291,18 @@ class LocalFileDownloader:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A file `place_artifact` put (or found) in place."""
+
+    path: Path
+    complete: bool  # completeness established: published size/checksum, server's length, or --from-file
+    sha256: str | None = None  # where known without reading the file again
+
+    def digest(self) -> str:
+        return self.sha256 or file_digests(self.path)[1]
+
+
 def fetch_artifact(
     artifact: Artifact,
     folder: str | Path,
@@ -274,12 +314,38 @@ def fetch_artifact(
 ) -> Path:
     """Download (or place, with `from_file`) one artifact into `folder/artifact.name`, verified; return its path.
 
+    See `place_artifact`, which also says whether the file's completeness was established.
+    """
+    return place_artifact(artifact, folder, source=source, options=options, from_file=from_file, record=record).path
+
+
+def place_artifact(
+    artifact: Artifact,
+    folder: str | Path,
+    *,
+    source: str,
+    options: FetchOptions | None = None,
+    from_file: str | Path | None = None,
+    record: bool = True,
+) -> Placed:
+    """Download (or place, with `from_file`) one artifact into `folder/artifact.name`, verified.
+
     An existing file that verifies is kept as it is. The sha256 of the file is recorded in `folder/SHA256SUMS`
-    unless `record` is false (the caller then records it).
+    unless `record` is false (the caller then records it, and passes a recorded sha256 in `artifact`) or the
+    file's completeness could not be established (`Placed.complete` is false; a warning says so). With nothing
+    published, a sha256 recorded earlier is the file's pin; a file present but neither verifiable nor recorded is
+    downloaded again (the earlier copy is put back if that fails).
     """
     options = options or FetchOptions()
     folder = Path(folder)
     final = folder / artifact.name
+    aside = final.with_name(final.name + ASIDE_SUFFIX)
+    _put_back(aside, final)  # left by a run killed while it downloaded an unverifiable file again
+    aside.unlink(missing_ok=True)
+    if record and not _verifiable(artifact):
+        pinned = read_manifest(folder).get(artifact.name)
+        if pinned:
+            artifact = replace(artifact, sha256=pinned)
     if artifact.size is not None and final.is_file() and final.stat().st_size != artifact.size:
         log.warning("%s has %d bytes, expected %d: fetching it again", final, final.stat().st_size, artifact.size)
         final.unlink()
@@ -291,6 +357,10 @@ def fetch_artifact(
     else:
         downloader = ResumableDownloader(artifact, final.with_name(final.name + PART_SUFFIX), source, options)
     final.parent.mkdir(parents=True, exist_ok=True)
+    if not _verifiable(artifact) and final.is_file():
+        log.warning("%s is present but nothing can verify it (no published size or checksum, no sha256 in %s): "
+                    "fetching it again", final, MANIFEST)
+        os.replace(final, aside)
     try:
         with _quiet_pooch():
             path = Path(
@@ -303,38 +373,23 @@ def fetch_artifact(
                     progressbar=False,
                 )
             )
-    except ValueError as exc:  # pooch's own hash check (only reachable if a file changed under our feet)
-        raise FetchError(f"{artifact.url}: {exc}\n{_hint(source, artifact)}") from exc
-    if record:
-        sha256 = downloader.sha256 or artifact.sha256 or file_digests(path)[1]
-        record_manifest(folder, {artifact.name: sha256})
-    return path
+    except BaseException as exc:
+        _put_back(aside, final)
+        if isinstance(exc, ValueError):  # pooch's own hash check (only reachable if a file changed under our feet)
+            raise FetchError(f"{artifact.url}: {exc}\n{_hint(source, artifact)}") from exc
+        raise
+    aside.unlink(missing_ok=True)
+    complete = getattr(downloader, "complete", None) is not False  # None: kept as verified; --from-file: True
+    placed = Placed(path, complete, downloader.sha256 or artifact.sha256)
+    if not complete:
+        log.warning("%s (%s): the server sent no Content-Length and no size or checksum is published, so its "
+                    "completeness cannot be checked: not recorded in %s; the next fetch downloads it again",
+                    path, artifact.url, MANIFEST)
+    elif record:
+        record_manifest(folder, {artifact.name: placed.digest()})
+    return placed
 
 
-def _assign_from_files(
-    artifacts: Sequence[Artifact], from_files: Iterable[str | Path], source: str
-) -> dict[str, Path]:
-    """Match `--from-file` paths to artifacts: by file name, else by exact size."""
-    out: dict[str, Path] = {}
-    for raw in from_files:
-        path = Path(raw).expanduser()
-        if not path.is_file():
-            raise FetchError(f"--from-file {path}: no such file")
-        match = [a for a in artifacts if a.basename == path.name]
-        if not match:
-            size = path.stat().st_size
-            match = [a for a in artifacts if a.size == size]
-        if len(match) != 1:
-            names = ", ".join(a.basename for a in artifacts)
-            raise FetchError(f"--from-file {path}: cannot tell which {source} file it is; expected one of: {names}")
-        out[match[0].name] = path
-    return out
-
-
-def _fetch_all(
-    artifacts: Sequence[Artifact], folder: Path, source: str, options: FetchOptions, from_files: Iterable[str | Path]
-) -> list[Path]:
-    assigned = _assign_from_files(artifacts, from_files, source)
-    return [
-        fetch_artifact(a, folder, source=source, options=options, from_file=assigned.get(a.name)) for a in artifacts
-    ]
+def _put_back(aside: Path, final: Path) -> None:
+    if aside.is_file() and not final.exists():
+        os.replace(aside, final)

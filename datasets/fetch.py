@@ -30,7 +30,8 @@ from asymfusion.datasets.archive import extract_archive
 from asymfusion.datasets.artifacts import (Artifact, FetchError, FetchInputError, file_digests, read_manifest,
                                           record_manifest)
 from asymfusion.datasets.cityscapes_fetch import fetch_cityscapes
-from asymfusion.datasets.download import FetchOptions, _fetch_all, _quiet_pooch, fetch_artifact
+from asymfusion.datasets.download import FetchOptions, _quiet_pooch, fetch_artifact, place_artifact
+from asymfusion.datasets.fetch_many import _fetch_all
 from asymfusion.datasets.formats import TRANSLATION_DOMAINS, DataFormatError
 from asymfusion.datasets.sources import (
     CITYSCAPES_PACKAGES,
@@ -202,10 +203,11 @@ def fetch_taskonomy(
 
     def one(artifact: Artifact) -> None:
         local = tree / artifact.name if tree is not None and (tree / artifact.name).is_file() else None
-        path = fetch_artifact(artifact, folder, source="taskonomy", options=quiet, from_file=local, record=False)
-        digest = artifact.sha256 or file_digests(path)[1]
-        with lock:
-            recorded[artifact.name] = digest
+        placed = place_artifact(artifact, folder, source="taskonomy", options=quiet, from_file=local, record=False)
+        if placed.complete:  # never pin a file that may be truncated: it is downloaded again next time
+            digest = placed.digest()
+            with lock:
+                recorded[artifact.name] = digest
 
     bar = tqdm(total=len(artifacts), unit="file", desc="taskonomy", disable=not options.progress)
     try:

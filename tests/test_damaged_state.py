@@ -110,3 +110,23 @@ def test_only_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
     assert [p.name for p in removed] == [".x.json.999999999.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f".y.json.{os.getpid()}.tmp", ".notes.tmp", "data.tmp"])
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a hostile checkpoint would do under torch.load(weights_only=False)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(trained, tmp_path: Path) -> None:
+    _, cfg = trained
+    marker = tmp_path / "payload-ran"
+    last = cfg.checkpoint_dir / ckpt.LAST
+    torch.save({"model": {}, "epoch": 1, "payload": _Payload(marker)}, last)
+    with pytest.raises(DamagedCheckpoint, match=str(last)):
+        train_run(cfg, progress=False)
+    assert not marker.exists()

@@ -244,3 +244,29 @@ def test_a_trial_whose_heartbeat_stopped_on_another_machine_is_failed_and_requeu
     trials = optuna.load_study(study_name="s", storage=url).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[1].params == trials[0].params and trials[1].system_attrs["failed_trial"] == 0
+
+
+def test_a_worker_killed_mid_trial_does_not_fail_a_study_its_peer_finished(tmp_path: Path,
+                                                                          synthetic_data_dir: Path) -> None:
+    params = tune_params(tmp_path, synthetic_data_dir, epochs=4, trials=4, pruner={"name": "none"})
+    journal = tmp_path / "tuning" / "study.journal"
+    log = (tmp_path / "tune.log").open("w")
+    proc = subprocess.Popen([*LAUNCHER, *tune(params, "--workers", "2", "--storage", str(journal))], cwd=REPO,
+                            stdout=log, stderr=log, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    victim, deadline = None, time.time() + 180
+    while victim is None and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+        if journal.exists():
+            try:
+                running = [t for t in load(str(journal)) if t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs]
+            except Exception:  # the journal is being written by the workers
+                continue
+            victim = running[0].user_attrs["worker_pid"] if running else None
+    assert victim is not None, (tmp_path / "tune.log").read_text()
+    os.kill(victim, signal.SIGKILL)
+    assert proc.wait(timeout=300) == 0, (tmp_path / "tune.log").read_text()
+    trials = load(str(journal))
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    killed = [t for t in trials if t.user_attrs.get("worker_pid") == victim and t.state == TrialState.FAIL]
+    assert len(killed) == 1, [(t.number, t.state, t.user_attrs.get("worker_pid")) for t in trials]
+    assert "killed by SIGKILL" in (tmp_path / "tune.log").read_text()

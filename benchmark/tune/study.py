@@ -202,6 +202,14 @@ def _worker_entry(job: Job) -> None:
 # The whole loop
 
 
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        import signal
+
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
 def get_spec(params: Params, suite: str, method: str) -> TuningConfig:
     if suite not in params.suites:
         raise ConfigError(f"unknown suite {suite!r}; allowed: {', '.join(params.suites)}")
@@ -234,6 +242,7 @@ def run_tuning(params: Params, suite: str, method: str, *, trials: int | None = 
               storage=location, n_trials=trials or spec.trials, out=out, progress=progress and workers == 1,
               keep_checkpoints=keep_checkpoints)
     opened = open_storage(location, spec)
+    lost: list[str] = []
     if export_only:
         try:
             study = optuna.load_study(study_name=job.study_name, storage=opened)
@@ -256,13 +265,16 @@ def run_tuning(params: Params, suite: str, method: str, *, trials: int | None = 
             codes = [proc.exitcode for proc in procs]
             if 2 in codes:
                 raise ConfigError(f"a tuning worker stopped on an invalid configuration (exit codes {codes})")
-            if any(codes):
-                raise TuningError(f"tuning workers exited with codes {codes}; see their messages above")
+            lost = [f"worker {i}: {_exit_reason(code)}" for i, code in enumerate(codes) if code]
         study = optuna.load_study(study_name=job.study_name, storage=opened)
     summary = export_study(study, job)
     if not export_only and summary["finished"] < job.n_trials:
+        cause = f"; {', '.join(lost)} (see their messages above)" if lost else ""
         raise TuningError(f"{job.study_name}: stopped at {summary['finished']} of {job.n_trials} finished trials "
-                          f"({summary['states']}); see {out / 'trials.csv'}")
+                          f"({summary['states']}){cause}; see {out / 'trials.csv'}")
+    if lost:  # the others finished the study: what was asked for is done, so this is not a failure
+        summary["lost_workers"] = lost
+        print(f"warning: {', '.join(lost)}; the other workers finished all {job.n_trials} trials", file=sys.stderr)
     if retrain:
         summary["retrained"] = retrain_tuned(job, summary, progress=progress)
     return summary

@@ -31,6 +31,8 @@ class LoopbackServer:
     # path -> number of bytes to send before dropping the connection, for the first GET of that path only
     drop_first: dict[str, int] = field(default_factory=dict)
     ignore_range: bool = False
+    # paths served without Content-Length: the body ends when the server closes the connection
+    no_length: set[str] = field(default_factory=set)
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
 
@@ -122,7 +124,11 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in extra.items():
             self.send_header(key, value)
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(body)))
+        if self.path in owner.no_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if head:
             return

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import io
+import re
 import stat
 import tarfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from asymfusion.datasets import archive as archive_mod
 from asymfusion.datasets.archive import UnsafeArchiveError, check_archive, extract_archive
-from asymfusion.datasets.formats import DataFormatError
+from asymfusion.datasets.artifacts import FetchInputError
+from asymfusion.datasets.formats import DataFormatError, write_png
 
 
 def _tar(path: Path, members: list[tuple[str, str, str | bytes]]) -> Path:
@@ -118,3 +122,103 @@ def test_not_an_archive_names_the_file(tmp_path: Path) -> None:
     junk.write_bytes(b"not an archive at all")
     with pytest.raises(DataFormatError, match="junk.zip"):
         extract_archive(junk, tmp_path / "out")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Size limits (zip bombs)
+# ------------------------------------------------------------------------------------------------------------------
+
+ZEROS = 4 << 20  # 4 MiB of zeros deflate to ~4 KB: a ratio of about 1000:1
+
+
+def _bomb(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("readme.txt", b"looks harmless")
+        zf.writestr("data/zeros.bin", b"\0" * ZEROS)
+    return path
+
+
+def _snapshot(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def no_limit_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.delenv("ASYMFUSION_MAX_EXTRACT_BYTES", raising=False)
+    monkeypatch.delenv("ASYMFUSION_MAX_EXTRACT_RATIO", raising=False)
+    return monkeypatch
+
+
+def test_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path, no_limit_env) -> None:
+    bomb = _bomb(tmp_path / "bomb.zip")
+    dest = tmp_path / "out"
+    (dest / "kept").mkdir(parents=True)
+    (dest / "kept" / "old.txt").write_text("old")
+    before = _snapshot(dest)
+    with pytest.raises(UnsafeArchiveError) as info:
+        extract_archive(bomb, dest)
+    message = str(info.value)
+    assert str(bomb) in message and "limit of 100:1" in message
+    assert re.search(r"ratio 1,\d{3}:1", message)  # the archive's and the member's ratio, ~1000:1
+    assert "'data/zeros.bin'" in message and "ASYMFUSION_MAX_EXTRACT_RATIO" in message
+    assert "Nothing was extracted" in message
+    assert _snapshot(dest) == before  # no member, no staging folder, no marker
+
+
+def test_tar_bomb_is_refused_by_its_total_ratio(tmp_path: Path, no_limit_env) -> None:
+    bomb = _tar(tmp_path / "bomb.tar.gz", [("file", "zeros.bin", b"\0" * ZEROS)])
+    with pytest.raises(UnsafeArchiveError, match=r"bomb\.tar\.gz: compression ratio above the limit of 100:1"):
+        extract_archive(bomb, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_limits_are_adjustable_by_argument_and_environment(tmp_path: Path, no_limit_env) -> None:
+    bomb = _bomb(tmp_path / "bomb.zip")
+    extract_archive(bomb, tmp_path / "a", max_ratio=5000)
+    assert (tmp_path / "a" / "data" / "zeros.bin").stat().st_size == ZEROS
+    no_limit_env.setenv("ASYMFUSION_MAX_EXTRACT_RATIO", "5000")
+    extract_archive(bomb, tmp_path / "b")
+    assert (tmp_path / "b" / "data" / "zeros.bin").stat().st_size == ZEROS
+    with pytest.raises(UnsafeArchiveError, match="limit of 50:1"):
+        extract_archive(bomb, tmp_path / "c", max_ratio=50)  # the argument wins over the environment
+    no_limit_env.setenv("ASYMFUSION_MAX_EXTRACT_BYTES", "1M")  # 1,000,000 bytes < 4 MiB
+    with pytest.raises(UnsafeArchiveError) as info:
+        extract_archive(bomb, tmp_path / "d")
+    assert f"{ZEROS + 14:,} bytes, above the limit of 1,000,000 bytes" in str(info.value)
+    assert "ASYMFUSION_MAX_EXTRACT_BYTES" in str(info.value)
+    with pytest.raises(UnsafeArchiveError, match="limit of 1,048,576 bytes"):
+        extract_archive(bomb, tmp_path / "d", max_bytes=1 << 20)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+    no_limit_env.setenv("ASYMFUSION_MAX_EXTRACT_BYTES", "lots")
+    with pytest.raises(FetchInputError, match=r"\$ASYMFUSION_MAX_EXTRACT_BYTES='lots': expected a positive"):
+        extract_archive(bomb, tmp_path / "e")
+    assert FetchInputError.exit_code == 2
+
+
+def test_realistic_archives_pass_the_default_limits(tmp_path: Path, no_limit_env) -> None:
+    """Label PNGs (mostly constant), incompressible RGB-like data and small, very compressible text members."""
+    labels = np.zeros((1024, 2048), np.uint8)
+    labels[:400], labels[700:] = 23, 7
+    write_png(tmp_path / "label.png", labels)
+    archive = tmp_path / "gtFine_like.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(20):
+            zf.write(tmp_path / "label.png", f"gtFine/train/city/frame{i}_gtFine_labelIds.png")
+        zf.writestr("leftImg8bit/train/city/frame0.png", np.random.default_rng(0).bytes(2 << 20))
+        zf.writestr("README", b" " * 20_000)  # ratio ~200:1, but far too small to matter
+    extract_archive(archive, tmp_path / "out")
+    assert len(list((tmp_path / "out" / "gtFine" / "train" / "city").iterdir())) == 20
+    assert (tmp_path / "out" / "README").stat().st_size == 20_000
+
+
+def test_more_bytes_than_declared_stop_the_extraction(
+    tmp_path: Path, no_limit_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Headers that understate the sizes (simulated): the byte budget stops the copy and the staging is removed."""
+    archive = _zip(tmp_path / "liar.zip", [("a.bin", b"x" * 5000, False), ("b.bin", b"y" * 5000, False)])
+    monkeypatch.setattr(archive_mod, "_declared", lambda handle: (6000, []))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"liar\.zip: member 'b\.bin' expands beyond .* 6,000 in all"):
+        extract_archive(archive, dest)
+    assert _snapshot(dest) == []
