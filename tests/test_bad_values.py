@@ -40,6 +40,8 @@ CASES = {
     "empty seed list": (lambda r: r["experiments"]["quick-msbn"].update(seeds=[]), "quick-msbn.seeds"),
     "repeated seed": (lambda r: r["experiments"]["quick-msbn"].update(seeds=[1, 1]), "quick-msbn.seeds"),
     "negative seed": (lambda r: r["suites"]["quick"].update(seeds=[-1]), "suites.quick.seeds.0"),
+    "zero benchmark batch": (lambda r: r["perf"]["quick"].update(batches=[0]), "perf.quick.batches.0"),
+    "tiny benchmark size": (lambda r: r["perf"]["quick"].update(sizes=[[2, 64]]), "perf.quick.sizes.0"),
     "flip on translation": (lambda r: r["experiments"]["quick-t2-msbn"].setdefault("evaluate", {}).update(flip=True),
                             "quick-t2-msbn.evaluate: flip / scales"),
 }
@@ -129,3 +131,10 @@ def test_multi_scale_flip_test_time_augmentation_runs_on_every_modality_kind(mod
     assert probs.shape == (2, 3, 20, 30)
     torch.testing.assert_close(probs.sum(dim=1), torch.full((2, 20, 30), 6.0))  # 3 scales x 2 flips
     assert [c[modalities[0]] for c in calls] == [(10, 15)] * 2 + [(20, 30)] * 2 + [(30, 45)] * 2
+
+
+def test_a_start_without_its_data_leaves_no_log_or_folder_behind(tmp_path: Path) -> None:
+    params = micro_params(tmp_path, tmp_path / "no-data-here", ["msbn"], epochs=1)
+    proc = cli("train", "micro-msbn-s0", "--no-progress", params=params, check=False)
+    assert proc.returncode == 1 and "split list not found" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()

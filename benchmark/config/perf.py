@@ -11,7 +11,7 @@ training crop, batch = the experiment's batch size, plus batch 2 for the stacked
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -42,14 +42,18 @@ class PerfTargets(Strict):
         return value
 
 
+Side = Annotated[int, Field(ge=8, le=8192)]
+Batch = Annotated[int, Field(ge=1, le=4096)]
+
+
 class PerfSuiteConfig(Strict):
     """`asymfusion bench --suite NAME` settings for one suite."""
 
     methods: list[str] | None = Field(None, description="methods or experiment names to measure (default: one "
                                       "experiment per method x backbone x dataset of the suite)")
-    sizes: list[int | tuple[int, int]] | None = Field(None, description="input sizes: S (square) or [H, W] "
+    sizes: list[Side | tuple[Side, Side]] | None = Field(None, description="input sizes: S (square) or [H, W] "
                                                       "(default: each experiment's training crop)")
-    batches: list[int] | None = Field(None, description="batch sizes per modality (default: 2 and each "
+    batches: list[Batch] | None = Field(None, description="batch sizes per modality (default: 2 and each "
                                       "experiment's batch size)")
     executions: list[Literal["stacked", "loop"]] = Field(["stacked", "loop"], min_length=1,
                                                          description="shared-encoder executions to compare")

@@ -141,8 +141,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
     if cfg.train.amp != "off" and runtime.device.type != "cuda":
         raise ConfigError(f"{cfg.run}: train.amp={cfg.train.amp!r} needs CUDA; set it to 'off' on CPU")
     seed_everything(cfg.seed, cfg.train.deterministic)
-    if runtime.is_main:
-        _attach_log_file(cfg)
+    new_log = _attach_log_file(cfg) if runtime.is_main else False
     code = training_code_hash(cfg)
     state = (ckpt.find_resumable(cfg.checkpoint_dir, cfg.train_hash(), restart, code_hash=code, on_change=on_change)
              if runtime.is_main else None)
@@ -153,7 +152,12 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
             log.info("%s: complete checkpoint (%d epochs, same configuration and code): nothing to train; history "
                      "rewritten", cfg.run, state["epoch"])
         return state["history"]
-    train_loader, val_loader, sampler = make_loaders(cfg, runtime)
+    try:
+        train_loader, val_loader, sampler = make_loaders(cfg, runtime)
+    except BaseException:
+        if new_log:  # missing or malformed data: a start that did nothing leaves no log behind
+            _detach_log_file(cfg, remove=True)
+        raise
     steps = len(train_loader) if cfg.train.max_steps_per_epoch is None else min(len(train_loader),
                                                                                cfg.train.max_steps_per_epoch)
     task = get_task(cfg.dataset.task)
@@ -331,13 +335,29 @@ def _gather_object(obj: Any, runtime: Runtime) -> list[Any]:
     return out
 
 
-def _attach_log_file(cfg: RunConfig) -> None:
-    path = cfg.results_dir / "logs" / f"{cfg.run}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _log_path(cfg: RunConfig) -> Path:
+    return cfg.results_dir / "logs" / f"{cfg.run}.log"
+
+
+def _detach_log_file(cfg: RunConfig, remove: bool = False) -> None:
     for old in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
         log.removeHandler(old)  # one run per log file, also when a process trains several runs (tuning)
         old.close()
+    if remove:
+        _log_path(cfg).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folders too, where this start created them
+            _log_path(cfg).parent.rmdir()
+            cfg.results_dir.rmdir()
+
+
+def _attach_log_file(cfg: RunConfig) -> bool:
+    """Log this run to its file; returns whether the file is new (so a failed start can take it back)."""
+    path = _log_path(cfg)
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _detach_log_file(cfg)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    return new
