@@ -69,14 +69,15 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from asymfusion.benchmark.config import runs_of
+    from asymfusion.benchmark.engine.launch import train_many, worker_context
 
-    from asymfusion.benchmark.engine.train import train_many
+    context = worker_context(args.jobs)  # the workers' server imports the trainer while params load here
+    from asymfusion.benchmark.config import runs_of
 
     params = _params(args)
     runs = runs_of(params, args.run)
     for run, history in train_many(args.params, runs, jobs=args.jobs, restart=args.restart,
-                                   progress=not args.no_progress, on_change=args.on_change):
+                                   progress=not args.no_progress, on_change=args.on_change, context=context):
         last = history[-1] if history else {}
         print(f"{run}: trained {len(history)} epochs; "
               + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k.startswith("val_ensemble_")))

@@ -50,3 +50,93 @@ def test_two_fresh_processes_train_bit_identical_weights(translation: bool, tmp_
         assert not different, f"{key}: {different[:5]}"
     losses = [[row["train_loss"] for row in s["history"]] for s in states]
     assert losses[0] == losses[1]
+
+
+def test_parallel_workers_train_the_same_weights_as_one_process(tmp_path: Path, synthetic_data_dir: Path) -> None:
+    """`train EXP --jobs 2` (forkserver workers, what the DVC stages run) equals training the seeds one by one."""
+    runs = ["micro-msbn-s0", "micro-msbn-s1"]
+    states = {}
+    for name, jobs in (("serial", "1"), ("parallel", "2")):
+        (tmp_path / name).mkdir()
+        params = micro_params(tmp_path / name, synthetic_data_dir, ["msbn"], epochs=1, seeds=[0, 1])
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([sys.executable, "-m", "asymfusion.benchmark.cli", "--params", str(params), "train",
+                               "micro-msbn", "--jobs", jobs, "--no-progress"], capture_output=True, text=True,
+                              cwd=REPO, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert all(f"{run}: trained 1 epochs" in proc.stdout for run in runs), proc.stdout
+        states[name] = {run: torch.load(tmp_path / name / "checkpoints" / "micro" / run / "last.pt", weights_only=True)
+                        for run in runs}
+    for run in runs:
+        a, b = _tensors(states["serial"][run]["model"]), _tensors(states["parallel"][run]["model"])
+        assert a and a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), run
+    # the two seeds differ (each worker trains its own run, not a copy of one)
+    w0, w1 = (_tensors(states["parallel"][run]["model"]) for run in runs)
+    assert any(not torch.equal(w0[k], w1[k]) for k in w0)
+
+
+# The cheapest flagship runs of the committed quick suite, one per task: their first epoch (the schedule of the
+# full recipe, stopped after the epoch's checkpoint) must give the committed history's numbers exactly.
+COMMITTED_RUNS = ["quick-asymfusion-s0", "quick-t2-asymfusion-s0"]
+_FIRST_EPOCHS = """
+import sys
+from asymfusion.benchmark.config import load_params, resolve_run
+from asymfusion.benchmark.engine.train import train_run
+
+class FirstEpochDone(Exception):
+    pass
+
+def stop(row):
+    raise FirstEpochDone
+
+params = load_params(sys.argv[1])
+for run in sys.argv[2:]:
+    try:
+        train_run(resolve_run(params, run), progress=False, on_epoch_end=stop)
+    except FirstEpochDone:
+        pass
+"""
+
+
+def _committed_reference(run: str) -> tuple[dict, dict]:
+    import json
+
+    metrics = json.loads((REPO / "results" / "quick" / "metrics" / f"{run}.json").read_text())
+    history = json.loads((REPO / "results" / "quick" / "history" / f"{run}.json").read_text())
+    return metrics, history[0]
+
+
+def test_a_fresh_process_reproduces_the_committed_quick_results(tmp_path: Path) -> None:
+    """What a fresh-clone `make quick` computes, checked on one epoch of one run per task (a test of all of
+    results/quick would take the quick suite's time). Bit-for-bit equality holds between machines whose CPU kernels
+    are the same: the same torch and the same instruction set (oneDNN picks kernels per ISA)."""
+    import yaml
+
+    from asymfusion.datasets.synthetic import render_dataset
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    for run in COMMITTED_RUNS:
+        env = _committed_reference(run)[0]["environment"]
+        if env.get("torch") != torch.__version__ or env.get("cpu_capability") != capability:
+            pytest.skip(f"results/quick/metrics/{run}.json was computed with torch {env.get('torch')} on a "
+                        f"{env.get('cpu_capability')} CPU; this is torch {torch.__version__} on {capability}: the "
+                        f"last digits differ by design")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"] = {"data": str(tmp_path / "data"), "checkpoints": str(tmp_path / "checkpoints")}
+    params["suites"]["quick"]["results"] = str(tmp_path / "results")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    render_dataset(tmp_path / "data" / "synthetic", **params["synthetic"], workers=2, progress=False)
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _FIRST_EPOCHS, str(tmp_path / "params.yaml"), *COMMITTED_RUNS],
+                          capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    for run in COMMITTED_RUNS:
+        fresh = json.loads((tmp_path / "results" / "history" / f"{run}.json").read_text())
+        assert len(fresh) == 1, run
+        committed = _committed_reference(run)[1]
+        numbers = [k for k in committed if k not in ("seconds", "images_per_s")]
+        assert {k: fresh[0][k] for k in numbers} == {k: committed[k] for k in numbers}, run

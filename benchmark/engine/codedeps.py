@@ -31,7 +31,7 @@ DISCOVERING = {"asymfusion.benchmark.tasks": "benchmark/tasks"}
 
 # Root modules of each verb a DVC stage runs (besides the CLI itself).
 ENTRY_POINTS: dict[str, list[str]] = {
-    "train": ["asymfusion.benchmark.engine.train"],
+    "train": ["asymfusion.benchmark.engine.launch"],
     "evaluate": ["asymfusion.benchmark.engine.evaluate"],
     "tables": ["asymfusion.benchmark.report.tables"],
     "plots": ["asymfusion.benchmark.report.plots"],

@@ -24,7 +24,7 @@ from asymfusion.benchmark.config import RunConfig
 from asymfusion.benchmark.engine.metrics import DistributionMetrics, OutputMetrics, inception_extractor, not_computed
 from asymfusion.benchmark.engine.qualitative import qualitative_grid
 from asymfusion.benchmark.engine.modelcheck import check_model_builds
-from asymfusion.benchmark.engine.runtime import Runtime, seed_everything, setup_runtime
+from asymfusion.benchmark.engine.runtime import Runtime, cpu_model, seed_everything, setup_runtime
 from asymfusion.benchmark.engine.train import ShardSampler, validate
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.datasets import build_dataset
@@ -121,7 +121,10 @@ def environment(runtime: Runtime) -> dict[str, Any]:
         device = torch.cuda.get_device_name(runtime.device)
     return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
             "torchmetrics": torchmetrics.__version__, "device": device, "threads": torch.get_num_threads(),
-            "world_size": runtime.world_size, "platform": platform.platform()}
+            "world_size": runtime.world_size, "platform": platform.platform(), "cpu": cpu_model(),
+            # the CPU kernels' instruction set: oneDNN picks other kernels per ISA, so float results match bit for
+            # bit only between machines of the same capability (tests/test_reproducibility.py)
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def _distribution_metrics(cfg: RunConfig, keys: list[str], n: int,

@@ -5,7 +5,9 @@ Multi-GPU runs use torchrun, which sets RANK / LOCAL_RANK / WORLD_SIZE; a plain 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -113,3 +115,13 @@ def all_reduce_sum(tensor: torch.Tensor, runtime: Runtime) -> torch.Tensor:
 def barrier(runtime: Runtime) -> None:
     if runtime.distributed:
         dist.barrier()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), recorded beside every result."""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

@@ -261,36 +261,6 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
     return history
 
 
-def _train_by_name(params_path: str, run: str, restart: bool, progress: bool,
-                   on_change: str = "refuse") -> tuple[str, list[dict[str, Any]]]:
-    from asymfusion.benchmark.config import load_params, resolve_run
-
-    return run, train_run(resolve_run(load_params(params_path), run), restart=restart, progress=progress,
-                          on_change=on_change)
-
-
-def train_many(params_path: str, runs: list[str], *, jobs: int = 1, restart: bool = False,
-               progress: bool = True, on_change: str = "refuse") -> list[tuple[str, list[dict[str, Any]]]]:
-    """Train several runs, `jobs` at a time in separate processes (each sets its own thread count).
-
-    On 2 cores, two single-threaded small-model trainings side by side beat one two-threaded one.
-    """
-    if jobs == 1 or len(runs) == 1:
-        return [_train_by_name(params_path, run, restart, progress, on_change) for run in runs]
-    import multiprocessing
-
-    # forkserver, not fork: the workers must not inherit this process's torch thread pools. The server imports
-    # torch, timm and the trainer once and forks every worker from there, so a worker starts in milliseconds
-    # instead of re-importing them (~4 s of CPU each with spawn). Platforms without forkserver use spawn.
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-    else:
-        context = multiprocessing.get_context("spawn")
-    with context.Pool(min(jobs, len(runs))) as pool:
-        return pool.starmap(_train_by_name, [(params_path, run, restart, False, on_change) for run in runs])
-
-
 def write_history(cfg: RunConfig, history: list[dict[str, Any]]) -> Path:
     """`history/<run>.json` (every epoch) and `history/<run>.val.json` (the validated epochs only: DVC plots cannot
     draw a field that some rows lack, and with `train.eval_every` > 1 most rows have no validation metrics)."""

@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from asymfusion.benchmark.engine.runtime import cpu_model
+
 MB = 1024 * 1024
 
 
@@ -249,15 +251,6 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def load_average() -> list[float] | None:
     with contextlib.suppress(OSError, AttributeError):
         return [round(x, 2) for x in os.getloadavg()]
@@ -272,6 +265,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
         "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version(),
         "platform": platform.platform(), "device": str(device), "mkldnn": torch.backends.mkldnn.is_available(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
