@@ -25,3 +25,8 @@ def build_dataset(
     """The loader for `dataset`'s task over `root/<split>.txt`; `augment` picks train or val transforms."""
     transform: TransformConfig = data.train_transforms if augment else data.val_transforms
     return LOADERS[dataset.task].from_config(dataset, root, data, split, transform, seed)
+
+
+def input_encodings(dataset: DatasetConfig, modalities: list[str]) -> dict[str, str]:
+    """Each input modality's encoding as the task's loader feeds it (e.g. depth in metres, or CEN's log scaling)."""
+    return LOADERS[dataset.task].encodings(dataset, modalities)

@@ -41,6 +41,13 @@ class SegmentationDataset(Dataset):
         return cls(root, split, data.modalities, dataset.num_classes, transform, seed=seed,
                    depth_scale=dataset.depth_scale, cache_decoded=data.cache_decoded)
 
+    @staticmethod
+    def encodings(dataset, modalities: Sequence[str]) -> dict[str, str]:
+        """What the network sees of each input modality (recorded in every result's protocol)."""
+        known = {"rgb": "8-bit RGB / 255, ImageNet mean/std",
+                 "depth": f"depth in metres (16-bit PNG / {dataset.depth_scale:g}), 0 where not measured"}
+        return {m: known[m] for m in modalities}
+
     @classmethod
     def preview(cls, dataset, root, split: str, domains) -> tuple["SegmentationDataset", dict[str, str]]:
         """Every modality and the labels, with column titles, for `asymfusion show`."""

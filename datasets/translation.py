@@ -57,6 +57,18 @@ class TranslationDataset(Dataset):
         """The loader of an experiment's data section over one split (what `build_dataset` returns)."""
         return cls(root, split, data.modalities, data.target, transform, seed=seed, cache_decoded=data.cache_decoded)
 
+    @staticmethod
+    def encodings(dataset, modalities: Sequence[str]) -> dict[str, str]:
+        """What the network sees of each input modality (recorded in every result's protocol): CEN's preprocessing."""
+        def encoding(domain: str) -> str:
+            if domain in LOG_DOMAINS:
+                return f"log(1 + 16-bit PNG) scaled by 255/{CEN_MAXIMA[domain]:g} to 8 bits, then [-1, 1]"
+            if domain in CEN_MAXIMA:
+                return f"16-bit PNG scaled by 255/{CEN_MAXIMA[domain]:g} to 8 bits, then [-1, 1]"
+            return "8-bit PNG, then [-1, 1]"
+
+        return {m: encoding(m) for m in modalities}
+
     @classmethod
     def preview(cls, dataset, root, split: str, domains) -> tuple["TranslationDataset", dict[str, str]]:
         """The rgb target and the geometric domains present, with column titles, for `asymfusion show`."""

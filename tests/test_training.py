@@ -197,6 +197,8 @@ def test_ddp_two_cpu_processes_train_and_reduce_metrics_over_all_ranks(tmp_path:
     metrics_file = tmp_path / "results" / "metrics" / "micro-asymfusion-s0.json"
     two = json.loads(metrics_file.read_text())
     assert two["environment"]["world_size"] == 2
+    batch = two["protocol"]["batch"]  # trained on two processes: the effective batch is twice the per-device one
+    assert batch["devices"] == 2 and batch["effective"] == 2 * batch["per_device"] == 8
     cli("evaluate", "micro-asymfusion-s0", params=params)
     one = json.loads(metrics_file.read_text())
     assert one["environment"]["world_size"] == 1

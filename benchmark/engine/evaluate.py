@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from asymfusion.benchmark.engine import checkpoint as ckpt
 from asymfusion.benchmark.config import RunConfig
 from asymfusion.benchmark.engine.metrics import DistributionMetrics, OutputMetrics, inception_extractor, not_computed
+from asymfusion.benchmark.engine.protocol import protocol_record
 from asymfusion.benchmark.engine.qualitative import qualitative_grid
 from asymfusion.benchmark.engine.modelcheck import check_model_builds
 from asymfusion.benchmark.engine.runtime import Runtime, cpu_model, seed_everything, setup_runtime
@@ -31,7 +32,7 @@ from asymfusion.datasets import build_dataset
 from asymfusion.datasets.files import atomic_write
 from asymfusion.datasets.transforms import NEAREST_KEYS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the protocol record (benchmark/engine/protocol.py)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], nearest: bool) -> torch.Tensor:
@@ -189,6 +190,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
 
     sample = {k: v[None].to(runtime.device) for k, v in dataset[0].items() if k in cfg.data.modalities}
     history = state["history"]
+    input_size = list(sample[cfg.data.modalities[0]].shape[-2:])
     record = {
         "schema": SCHEMA_VERSION,
         "run": cfg.run, "experiment": cfg.experiment, "suite": cfg.suite, "seed": cfg.seed,
@@ -196,12 +198,11 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         "modalities": cfg.data.modalities, "target": cfg.data.target,
         "params_hash": cfg.params_hash(), "train_hash": cfg.train_hash(), "git": git_revision(),
         "parameters": count_parameters(model), "gflops_per_image": gflops_per_image(model, sample),
-        "input_size": list(sample[cfg.data.modalities[0]].shape[-2:]),
+        "input_size": input_size,
         "checkpoint": {"file": checkpoint, "epoch": state["epoch"], "best": state["best"], "metric": state["metric"]},
         "outputs": keys, "metrics": results, "diagnostics": model.diagnostics(),
         "robustness": {"blank": cfg.evaluate.blank, "blanked": robustness},
-        "protocol": {"scales": cfg.evaluate.scales, "flip": cfg.evaluate.flip, "split": "val",
-                     "samples": len(dataset)},
+        "protocol": protocol_record(cfg, runtime, state, checkpoint, len(dataset), input_size),
         "timings": {"train_seconds": sum(r["seconds"] for r in history),
                     "train_images_per_s": history[-1]["images_per_s"] if history else None,
                     "eval_seconds": eval_seconds},

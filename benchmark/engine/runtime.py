@@ -125,3 +125,11 @@ def cpu_model() -> str:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def hardware(runtime: Runtime) -> dict[str, Any]:
+    """The machine a process computes on, as results state it: device, how many of them, CPU and its kernel ISA
+    (float results match bit for bit only between machines of the same torch and ISA), intra-op threads."""
+    device = torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else "cpu"
+    return {"device": device, "devices": runtime.world_size, "cpu": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}

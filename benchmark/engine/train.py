@@ -41,7 +41,8 @@ from asymfusion.benchmark.engine.optim import Schedule, make_model_optimiser
 from asymfusion.benchmark.engine.step import TrainStep
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.benchmark.engine.modelcheck import check_model_builds
-from asymfusion.benchmark.engine.runtime import Runtime, rng_state, seed_everything, set_rng_state, setup_runtime
+from asymfusion.benchmark.engine.runtime import (Runtime, hardware, rng_state, seed_everything, set_rng_state,
+                                                setup_runtime)
 from asymfusion.datasets import build_dataset
 from asymfusion.datasets.files import atomic_write
 
@@ -248,7 +249,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
                 "epoch": epoch + 1, "history": history, "best": best, "params_hash": cfg.train_hash(), "code_hash": code,
                 "metric": metric_name, "model": core.state_dict(), "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None, "scaler": scaler.state_dict(),
-                "rng": rngs,
+                "rng": rngs, "hardware": hardware(runtime),
             }
             if critic is not None:
                 state.update(critic.state_dict())

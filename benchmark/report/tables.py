@@ -91,7 +91,7 @@ def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> 
     frame = pd.DataFrame(rows)
     main_col = next(c for c in columns if c.name == main)
     frame.attrs.update(columns=columns, main=main, alpha=table.alpha, title=table.title, name=table.name,
-                       task=records[0]["task"])
+                       task=records[0]["task"], protocol=protocol_summary(records))
     if table.baselines:
         base_means = {b: frame.loc[frame.experiment == b, main].item() for b in table.baselines}
         pick = max if main_col.higher_is_better else min
@@ -101,6 +101,37 @@ def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> 
         ]
         frame.attrs["baseline"] = table.rows[best_base]
     return frame
+
+
+def protocol_summary(records: list[dict[str, Any]]) -> str:
+    """One line for a table's footnote: the protocol fields shared by all its records ("varies" where they differ)."""
+    def shared(get) -> str:
+        values = []
+        for record in records:
+            value = get(record.get("protocol", {}))
+            if value not in values:
+                values.append(value)
+        return str(values[0]) if len(values) == 1 else "varies by row (see each metrics JSON)"
+
+    def size(p: dict[str, Any]) -> str:
+        return "x".join(map(str, p.get("input_size", []))) or "?"
+
+    def tta(p: dict[str, Any]) -> str:
+        scales = p.get("scales", [1.0])
+        return ("single scale" if scales == [1.0] else f"scales {scales}") + (" + flip" if p.get("flip") else "")
+
+    def hw(p: dict[str, Any]) -> str:
+        train = (p.get("hardware") or {}).get("train") or {}
+        device = train.get("device", "?")
+        return f"{train.get('devices', '?')}x {device}" + (f" ({train.get('cpu')})" if device == "cpu" else "")
+
+    inputs = shared(lambda p: "; ".join(f"{k}: {v}" for k, v in p.get("inputs", {}).items()))
+    batch = shared(lambda p: (lambda b: f"{b.get('per_device')} per device x {b.get('devices')} = "
+                              f"{b.get('effective')}")(p.get("batch", {})))
+    return (f"Protocol: {shared(lambda p: p.get('split'))} split ({shared(lambda p: p.get('samples'))} images) at "
+            f"{shared(size)}, {shared(tta)}; checkpoint {shared(lambda p: p.get('checkpoint', '?').split(' (')[0])}; "
+            f"pretrained: {shared(lambda p: p.get('pretrained'))}; batch {batch}; trained on {shared(hw)}; "
+            f"inputs: {inputs}.")
 
 
 def _cell(frame: pd.DataFrame, i: int, col: Column, bold: bool, latex: bool) -> str:
@@ -149,6 +180,8 @@ def render(frame: pd.DataFrame, fmt: Literal["md", "tex"]) -> str:
     if any(c.name == "train img/s" for c in columns):
         note += (" train img/s and peak MB: `asymfusion bench` (perf.json), training step at the experiment's input "
                  "size and batch; – where not benchmarked.")
+    if frame.attrs.get("protocol"):
+        note += " " + frame.attrs["protocol"]
     if latex:
         body = "\n".join(" & ".join(row) + r" \\" for row in lines)
         return (f"% {frame.attrs['title']}\n\\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}\n\\toprule\n"

@@ -71,6 +71,7 @@ class Task:
     headline: ClassVar[tuple[str, ...]]  # the ensemble metrics of the small DVC scores file (first: main_metric)
     test_time_augmentation: ClassVar[bool] = False  # evaluate.flip / evaluate.scales apply
     distribution_metrics: ClassVar[bool] = False  # FID/KID against the targets (evaluate.fid_kid)
+    scoring: ClassVar[str] = ""  # how an output becomes the numbers (stated in every result's protocol)
 
     @property
     def direction(self) -> str:

@@ -34,6 +34,9 @@ class Segmentation(Task):
     higher_is_better = True
     headline = ("miou",)
     test_time_augmentation = True
+    scoring = ("logits resized bilinearly (align_corners=False) to the evaluated input size, softmax-averaged over "
+               "test-time scales and flips, argmax; one confusion matrix over the split (torchmetrics), labels "
+               "at the evaluated size, ignore index excluded")
 
     def model_fields(self, dataset: Any, data: Any, channels: dict[str, int]) -> dict[str, Any]:
         return {"num_classes": dataset.num_classes}

@@ -83,6 +83,8 @@ class Translation(Task):
     higher_is_better = False
     headline = ("l1", "ssim", "fid")
     distribution_metrics = True
+    scoring = ("generator output at the evaluated input size, mapped from [-1, 1] to [0, 1]; L1, PSNR and SSIM "
+               "on [0, 1] (torchmetrics) against the target domain; FID/KID (x100) of uint8 images over the split")
 
     def model_fields(self, dataset: Any, data: Any, channels: dict[str, int]) -> dict[str, Any]:
         return {"out_channels": channels[data.target]}

@@ -1,0 +1,53 @@
+"""The protocol a result was computed under, stated in every metrics JSON (key "protocol") and summarised under
+every table (benchmark/report/tables.py `protocol_summary`): what was evaluated and how, what the inputs were, where the weights started, which checkpoint, what
+batch on how many devices, on what hardware. Two numbers compare only when these agree (docs/paper-suite.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asymfusion.benchmark.config import RunConfig
+from asymfusion.benchmark.engine.runtime import Runtime, hardware
+from asymfusion.benchmark.tasks import get_task
+from asymfusion.datasets.build import input_encodings
+
+
+def pretraining(cfg: RunConfig) -> str:
+    """Where the encoder's weights started: a local file, timm's default pretrained tag, or nothing."""
+    if not getattr(cfg.model, "pretrained", False):
+        return "none (random init)"
+    if cfg.model.pretrained_file:
+        return f"ImageNet weights from {cfg.model.pretrained_file}"
+    from timm.models import get_pretrained_cfg
+
+    default = get_pretrained_cfg(cfg.model.backbone)
+    return f"timm {default.hf_hub_id or cfg.model.backbone}" if default is not None else f"timm {cfg.model.backbone}"
+
+
+def checkpoint_rule(cfg: RunConfig, file: str, epoch: int) -> str:
+    task = get_task(cfg.dataset.task)
+    if file.startswith("best"):
+        return (f"best: the validated epoch with the {'highest' if task.higher_is_better else 'lowest'} ensemble "
+                f"{task.main_label} on the val split (epoch {epoch} of {cfg.train.epochs})")
+    return f"last: epoch {epoch} of {cfg.train.epochs}"
+
+
+def protocol_record(cfg: RunConfig, runtime: Runtime, state: dict[str, Any], checkpoint: str, samples: int,
+                    input_size: list[int]) -> dict[str, Any]:
+    task = get_task(cfg.dataset.task)
+    tta = task.test_time_augmentation
+    trained_on = state.get("hardware")
+    devices = trained_on["devices"] if trained_on else len(state.get("rng", [None]))
+    return {
+        "split": "val", "samples": samples,
+        "scales": cfg.evaluate.scales if tta else [1.0], "flip": cfg.evaluate.flip if tta else False,
+        "input_size": input_size,
+        "val_transforms": cfg.data.val_transforms.model_dump(exclude_defaults=True),
+        "scoring": task.scoring,
+        "inputs": input_encodings(cfg.dataset, cfg.data.modalities),
+        "pretrained": pretraining(cfg),
+        "checkpoint": checkpoint_rule(cfg, checkpoint, state["epoch"]),
+        "batch": {"per_device": cfg.data.batch_size, "devices": devices, "effective": cfg.data.batch_size * devices},
+        "hardware": {"train": trained_on, "evaluate": hardware(runtime)},
+    }
+
