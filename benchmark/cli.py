@@ -272,11 +272,12 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         from asymfusion.benchmark.perf.cli import add_bench_parser
 
         add_bench_parser(verbs)
-    if only in (None, "prepare", "fetch"):
-        from asymfusion.datasets.commands import add_fetch_parser, add_prepare_parsers
+    if only in (None, "prepare", "fetch", "standins"):
+        from asymfusion.datasets.commands import add_fetch_parser, add_prepare_parsers, add_standins_parser
 
         add_prepare_parsers(prepare_sources)
         add_fetch_parser(verbs)
+        add_standins_parser(verbs)
 
     p = verbs.add_parser("show", help="write a PNG grid of every modality and the labels of a few samples")
     p.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")

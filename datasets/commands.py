@@ -29,7 +29,7 @@ from asymfusion.datasets.fetch import (
 )
 from asymfusion.datasets.formats import TRANSLATION_DOMAINS
 
-__all__ = ["add_fetch_parser", "add_prepare_parsers", "cmd_fetch", "cmd_prepare"]
+__all__ = ["add_fetch_parser", "add_prepare_parsers", "add_standins_parser", "cmd_fetch", "cmd_prepare", "cmd_standins"]
 
 DATA_DIR_HELP = f"data directory (default: ${DATA_ENV}, else ./data)"
 # Options that apply to one source only: (option dest, its source, its default).
@@ -81,8 +81,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         extra = {"domains": args.domains or list(TRANSLATION_DOMAINS), "commit": args.commit}
     elif args.source == "cityscapes":
         extra = {"packages": args.packages or list(CITYSCAPES_PACKAGES), "extract": not args.no_extract}
-    folder = fetch(args.source, _data_dir(args), options=options, from_files=args.from_file, **extra)
+    if args.stand_in and args.from_file:
+        args.fetch_parser.error("--stand-in places every file of its folder: give it without --from-file")
+    folder = fetch(args.source, _data_dir(args), options=options, from_files=args.from_file,
+                   stand_in=args.stand_in, **extra)
     print(f"fetched {args.source} into {folder} (sha256 of every file in {folder / 'SHA256SUMS'})")
+    if args.stand_in:
+        print(f"  STAND-IN files from {args.stand_in}, not the published data: for rehearsals only; every result "
+              "computed on them says so")
     if args.source != "inception":
         print(f"next: asymfusion prepare {args.source}" + (f" --data-dir {args.data_dir}" if args.data_dir else ""))
     return 0
@@ -108,6 +114,9 @@ def add_fetch_parser(verbs: argparse._SubParsersAction) -> None:
         help="place a file downloaded by other means instead of downloading it (verified the same way; repeatable; "
         "taskonomy: also a folder or archive holding a copy of the sample repository)",
     )
+    p.add_argument("--stand-in", default=None, metavar="DIR",
+                   help="place the stand-in files `asymfusion standins SOURCE --out DIR` wrote (noise in the real "
+                        "formats, for rehearsals), verified against the hashes recorded there; never real data")
     p.add_argument("--retries", type=int, default=4, choices=range(0, 21), metavar="{0..20}",
                    help="retries after a failed attempt (default: 4)")
     p.add_argument("--backoff", type=_seconds(0.0, 3600.0, open_low=False), default=1.0, metavar="SECONDS",
@@ -137,13 +146,26 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     raw = Path(args.raw) if args.raw else source_dir(data, args.source)
     out = Path(args.out) if args.out else data / args.source
     show = not args.no_progress
+    from asymfusion.datasets.standins import MARKER, StandInMix, mark_stand_in
+
+    # Stand-in raw files (fetch --stand-in) make a stand-in layout, marked before anything is written into it;
+    # only their counts differ from the real set's, so the count check is the one thing skipped.
+    stand_in = (raw / MARKER).is_file()
+    extra: dict[str, object] = {"expected": None} if stand_in else {}
+    if stand_in:
+        mark_stand_in(out, f"{args.source} layout prepared from the stand-in files in {raw}")
+    elif (out / MARKER).is_file():
+        raise StandInMix(f"{out} holds a stand-in layout ({MARKER}) and {raw} real files: remove {out} first, "
+                         "real data never goes beside stand-ins")
     if args.source == "nyudv2":
-        summary = prepare.prepare_nyudv2(raw, out, depth=args.depth, progress_bar=show)
+        summary = prepare.prepare_nyudv2(raw, out, depth=args.depth, progress_bar=show, **extra)
     elif args.source == "cityscapes":
-        summary = prepare.prepare_cityscapes(raw, out, depth_scale=args.depth_scale, progress_bar=show)
+        summary = prepare.prepare_cityscapes(raw, out, depth_scale=args.depth_scale, progress_bar=show, **extra)
     else:
-        summary = prepare.prepare_taskonomy(raw, out, domains=args.domains, link=args.link, progress_bar=show)
-    print(f"wrote {out}: {summary['train']} train / {summary['val']} val (details in {out / 'layout.json'})")
+        summary = prepare.prepare_taskonomy(raw, out, domains=args.domains, link=args.link, progress_bar=show,
+                                            **extra)
+    kind = "STAND-IN layout" if stand_in else "layout"
+    print(f"wrote {kind} {out}: {summary['train']} train / {summary['val']} val (details in {out / 'layout.json'})")
     return 0
 
 
@@ -181,3 +203,65 @@ def add_prepare_parsers(prepare_sources: argparse._SubParsersAction) -> None:
                                           "(default: all eight)")
     p.add_argument("--link", choices=["hardlink", "symlink", "copy"], default="hardlink",
                    help="how files get into the layout (default: hardlink, a copy across file systems)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """argparse type: WxH in pixels, each side 8..8192."""
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not match or not all(8 <= int(v) <= 8192 for v in match.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT with each side in 8..8192 (e.g. 640x480)")
+    return int(match[1]), int(match[2])
+
+
+def cmd_standins(args: argparse.Namespace) -> int:
+    from asymfusion.datasets.standins import REAL_SIZES, write_standin_weights, write_standins
+
+    out = Path(args.out)
+    if args.source == "weights":
+        if not args.backbone:
+            args.standins_parser.error("standins weights needs --backbone NAME (a timm model name)")
+        if out.exists() and not (out.parent / "STAND-IN.txt").is_file():
+            args.standins_parser.error(f"--out {out} exists outside a stand-in folder: nothing there is overwritten")
+        import timm
+
+        if not timm.is_model(args.backbone):
+            args.standins_parser.error(f"--backbone {args.backbone!r} is not a timm model (timm.list_models())")
+        write_standin_weights(args.backbone, out)
+        print(f"wrote STAND-IN weights (random init, not pretrained) for {args.backbone} to {out}")
+        return 0
+    if args.backbone:
+        args.standins_parser.error("--backbone applies to `standins weights` only")
+    if out.exists() and any(out.iterdir()) and not (out / "STAND-IN.txt").is_file():
+        args.standins_parser.error(f"--out {out} is a non-empty folder without stand-ins: nothing there is overwritten")
+    if args.source == "taskonomy" and args.size and args.size[0] != args.size[1]:
+        args.standins_parser.error(f"--size {args.size[0]}x{args.size[1]}: Taskonomy views are square")
+    given = write_standins(args.source, out, size=args.size, n_train=args.n_train, n_val=args.n_val, seed=args.seed)
+    w, h = args.size or REAL_SIZES[args.source]
+    print(f"wrote STAND-IN {args.source} files ({args.n_train} train / {args.n_val} val, {w}x{h}, noise) into {out}")
+    print(f"next: asymfusion fetch {args.source} --stand-in {out} --data-dir DIR   (never your real data directory)")
+    return 0 if given else 1
+
+
+def add_standins_parser(verbs: argparse._SubParsersAction) -> None:
+    """Add `standins {nyudv2,cityscapes,taskonomy}`: stand-in raw files in the real formats, for rehearsals."""
+    p = verbs.add_parser(
+        "standins",
+        help="write stand-in raw files (noise in each dataset's real formats and sizes) for rehearsals",
+        description="Write what `fetch SOURCE --stand-in DIR` places: the NYUDv2 v7.3 .mat + splits + class map, "
+                    "the four Cityscapes package zips, or a Taskonomy sample tree with its lists. Not real data: "
+                    "the folder holds STAND-IN.txt, and results computed on them say so (docs/paper-suite.md).",
+    )
+    p.add_argument("source", choices=["nyudv2", "cityscapes", "taskonomy", "weights"],
+                   help="which dataset's formats, or `weights`: a backbone's weight file (random init)")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="folder to write (weights: the .pth file; created; never a real data folder)")
+    p.add_argument("--backbone", default=None, metavar="NAME", help="weights only: the timm model name")
+    p.add_argument("--size", type=_size, default=None, metavar="WxH",
+                   help="image size (default: the real one: nyudv2 640x480, cityscapes 2048x1024, taskonomy 512x512)")
+    p.add_argument("--n-train", type=int, default=2, choices=range(1, 1001), metavar="{1..1000}",
+                   help="training images (default: 2)")
+    p.add_argument("--n-val", type=int, default=1, choices=range(1, 1001), metavar="{1..1000}",
+                   help="validation (NYUDv2: test) images (default: 1)")
+    p.add_argument("--seed", type=int, default=0, choices=range(0, 2**16), metavar="{0..65535}",
+                   help="noise seed (default: 0)")
+    p.set_defaults(func=cmd_standins, standins_parser=p)

@@ -33,6 +33,7 @@ from asymfusion.datasets.cityscapes_fetch import fetch_cityscapes
 from asymfusion.datasets.download import FetchOptions, _quiet_pooch, fetch_artifact, place_artifact
 from asymfusion.datasets.fetch_many import _fetch_all
 from asymfusion.datasets.formats import TRANSLATION_DOMAINS, DataFormatError
+from asymfusion.datasets.standins import MARKER as STAND_IN_MARKER
 from asymfusion.datasets.sources import (
     CITYSCAPES_PACKAGES,
     INCEPTION_ARTIFACTS,
@@ -87,11 +88,12 @@ def source_dir(data_dir: str | Path, source: str) -> Path:
 
 
 def fetch_nyudv2(
-    folder: str | Path, *, options: FetchOptions | None = None, from_files: Iterable[str | Path] = ()
+    folder: str | Path, *, options: FetchOptions | None = None, from_files: Iterable[str | Path] = (),
+    artifacts: Sequence[Artifact] | None = None,
 ) -> Path:
     """The labeled set (v7.3 .mat), the official split and the 894->40 class mapping into `folder`."""
     folder = Path(folder)
-    _fetch_all(NYU_ARTIFACTS, folder, "nyudv2", options or FetchOptions(), from_files)
+    _fetch_all(NYU_ARTIFACTS if artifacts is None else artifacts, folder, "nyudv2", options or FetchOptions(), from_files)
     return folder
 
 
@@ -164,6 +166,8 @@ def fetch_taskonomy(
     domains: Sequence[str] = TRANSLATION_DOMAINS,
     commit: str | None = None,
     url_template: str = TASKONOMY_URL,
+    list_artifacts: Sequence[Artifact] | None = None,
+    list_counts: dict[str, int] | None = None,
 ) -> Path:
     """CEN's train/val lists and, per file, the listed viewpoints of every domain from the pinned sample repository.
 
@@ -185,11 +189,13 @@ def fetch_taskonomy(
     trees = [p for p in given if p not in list_files]
     if len(trees) > 1:
         raise FetchError("--from-file: give at most one folder or archive with the Taskonomy sample files")
-    lists = _fetch_all(TASKONOMY_LISTS, folder, "taskonomy", options, list_files)
+    list_artifacts = TASKONOMY_LISTS if list_artifacts is None else list_artifacts  # (module globals: tests patch them)
+    list_counts = TASKONOMY_LIST_COUNTS if list_counts is None else list_counts
+    lists = _fetch_all(list_artifacts, folder, "taskonomy", options, list_files)
     templates: list[str] = []
     for path in lists:
         found = read_templates(path)
-        want = TASKONOMY_LIST_COUNTS.get(path.name)
+        want = list_counts.get(path.name)
         if want is not None and len(found) != want:
             raise DataFormatError(f"{path}: expected {want} viewpoints, found {len(found)}")
         templates.extend(found)
@@ -240,9 +246,15 @@ def fetch(
     *,
     options: FetchOptions | None = None,
     from_files: Iterable[str | Path] = (),
+    stand_in: str | Path | None = None,
     **kwargs,
 ) -> Path:
-    """`asymfusion fetch SOURCE`: everything SOURCE needs into `source_dir(data_dir, SOURCE)`; returns that folder."""
+    """`asymfusion fetch SOURCE`: everything SOURCE needs into `source_dir(data_dir, SOURCE)`; returns that folder.
+
+    `stand_in`: a folder written by `asymfusion standins SOURCE` (datasets/standins.py): its files are placed as
+    --from-file copies, verified against the hashes it recorded (noise cannot match the published ones), and the
+    source folder is marked STAND-IN.txt, which prepare carries into the layout and every result's protocol states.
+    Stand-in and real files never share a folder."""
     folder = source_dir(data_dir if data_dir is not None else default_data_dir(), source)
     handlers = {
         "nyudv2": fetch_nyudv2,
@@ -250,4 +262,38 @@ def fetch(
         "taskonomy": fetch_taskonomy,
         "inception": fetch_inception,
     }
+    if stand_in is not None:
+        from_files, extra = _stand_in_files(source, folder, Path(stand_in))
+        kwargs.update(extra)
+    elif (folder / STAND_IN_MARKER).is_file():
+        raise FetchInputError(f"{folder} holds stand-in files ({STAND_IN_MARKER}): real data never goes beside them; "
+                              "use another --data-dir, or remove that folder first")
     return handlers[source](folder, options=options, from_files=list(from_files), **kwargs)
+
+
+def _stand_in_files(source: str, folder: Path, stand_in: Path) -> tuple[list[Path], dict]:
+    from asymfusion.datasets.standins import mark_stand_in, read_standins
+
+    try:
+        info = read_standins(stand_in)
+    except FileNotFoundError as exc:
+        raise FetchInputError(f"--stand-in {stand_in}: {exc}") from None
+    if info.get("source") != source:
+        raise FetchInputError(f"--stand-in {stand_in}: these are stand-ins for {info.get('source')!r}, not {source!r}")
+    if source == "inception":
+        raise FetchInputError("--stand-in: the Inception weights have no stand-in (the rehearsal uses a stand-in "
+                              "feature extractor instead)")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / STAND_IN_MARKER).is_file():
+        raise FetchInputError(f"{folder} holds real files: stand-ins never go beside them; use another --data-dir")
+    mark_stand_in(folder, f"{source} files placed by `asymfusion fetch {source} --stand-in {stand_in}`")
+    hashes, provenance = info["sha256"], f"stand-in: sha256 recorded by `asymfusion standins` in {stand_in}"
+
+    def own(artifacts: Sequence[Artifact]) -> list[Artifact]:
+        return [replace(a, size=None, md5=None, sha256=hashes[a.name], provenance=provenance) for a in artifacts]
+
+    extra: dict = {}
+    if source == "nyudv2":
+        extra["artifacts"] = own(NYU_ARTIFACTS)
+    elif source == "taskonomy":
+        extra.update(list_artifacts=own(TASKONOMY_LISTS), list_counts={})  # a few views, not CEN's counts
+    return [stand_in / name for name in info["files"]], extra

@@ -21,6 +21,7 @@ def test_the_metrics_json_states_the_protocol_it_was_computed_under(translation:
     train_run(cfg, progress=False)
     protocol = evaluate_run(cfg, checkpoint="last.pt")["protocol"]
     assert protocol["split"] == "val" and protocol["samples"] == 5
+    assert protocol["data"] == "procedurally rendered scenes (datasets/synthetic)"
     assert protocol["input_size"] == [32, 32] and protocol["scales"] == [1.0] and protocol["flip"] is False
     assert protocol["checkpoint"] == "last: epoch 1 of 1"
     assert protocol["pretrained"] == "none (random init)"
@@ -36,7 +37,7 @@ def test_the_metrics_json_states_the_protocol_it_was_computed_under(translation:
 
 
 def _record(**protocol: object) -> dict:
-    base = {"split": "val", "samples": 654, "input_size": [480, 640], "scales": [1.0], "flip": False,
+    base = {"data": "nyudv2 (the published data)", "split": "val", "samples": 654, "input_size": [480, 640], "scales": [1.0], "flip": False,
             "checkpoint": "best: the validated epoch with the highest ensemble mIoU on the val split (epoch 3 of 9)",
             "pretrained": "timm timm/resnet101.a1h_in1k", "batch": {"per_device": 6, "devices": 1, "effective": 6},
             "hardware": {"train": {"device": "NVIDIA H200", "devices": 1}}, "inputs": {"rgb": "8-bit RGB"}}
@@ -45,7 +46,7 @@ def _record(**protocol: object) -> dict:
 
 def test_the_table_footnote_states_the_shared_protocol_and_flags_what_varies() -> None:
     same = protocol_summary([_record(), _record()])
-    assert same.startswith("Protocol: val split (654 images) at 480x640, single scale; checkpoint best: the "
+    assert same.startswith("Protocol: data nyudv2 (the published data); val split (654 images) at 480x640, single scale; checkpoint best: the "
                            "validated epoch with the highest ensemble mIoU on the val split;")
     assert "pretrained: timm timm/resnet101.a1h_in1k" in same and "batch 6 per device x 1 = 6" in same
     assert "trained on 1x NVIDIA H200" in same
@@ -61,4 +62,4 @@ def test_a_rendered_table_carries_the_protocol_line(tmp_path: Path, synthetic_da
     table = TableConfig(name="t", title="T", kind="segmentation", rows={"micro-early": "early"})
     frame = build_table(table, load_records(cfg.results_dir / "metrics"))
     for fmt in ("md", "tex"):
-        assert "Protocol: val split (5 images) at 32x32, single scale; checkpoint last: epoch 1 of 1" in render(frame, fmt)
+        assert "Protocol: data procedurally rendered scenes (datasets/synthetic); val split (5 images) at 32x32, single scale; checkpoint last: epoch 1 of 1" in render(frame, fmt)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from asymfusion.benchmark.config.inherit import InheritanceError, resolve_experiments
 from asymfusion.benchmark.config.messages import format_validation_error
+from asymfusion.benchmark.config.rehearsal import RehearsalConfig, derive_rehearsal
 from asymfusion.benchmark.config.runs import _bad, _build_model_config
 from asymfusion.benchmark.config.schema import Params
 from asymfusion.benchmark.config.tuning_checks import check_tuning
@@ -57,6 +58,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = resolve_experiments(raw, str(path))
     except InheritanceError as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        raw = derive_rehearsal(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, RehearsalConfig, f"{path}: rehearsal")) from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from asymfusion.benchmark.config.perf import PerfSuiteConfig
+from asymfusion.benchmark.config.rehearsal import RehearsalConfig
 from asymfusion.benchmark.config.tuning import TuningConfig
 from asymfusion.benchmark.errors import ConfigError
 from asymfusion.benchmark.tasks import TASKS
@@ -95,6 +96,9 @@ class EvalConfig(Strict):
     )
     grid_samples: int = Field(4, ge=0, le=32, description="validation samples in the qualitative grid")
     fid_kid: bool = Field(True, description="translation: FID/KID when the Inception weights file exists")
+    fid_features: Literal["inception", "standin"] = Field(
+        "inception", description="FID/KID features: the Inception weights, or (rehearsals) a fixed random conv net "
+                                 "whose numbers compare with nothing")
     kid_subsets: int = Field(50, ge=1, description="KID subsets (CEN: 50)")
     kid_subset_size: int = Field(1000, ge=2, description="KID subset size, capped at the sample count (CEN)")
     threads: int | None = Field(None, ge=1, le=256, description="torch intra-op threads for evaluation (None: torch's "
@@ -199,6 +203,8 @@ class Params(Strict):
                                                        "(docs/tuning.md)")
     perf: dict[str, PerfSuiteConfig] = Field({}, description="per suite: `asymfusion bench` settings "
                                              "(docs/performance.md)")
+    rehearsal: RehearsalConfig | None = Field(None, description="the rehearsal of a suite on stand-in data "
+                                              "(benchmark/config/rehearsal.py, docs/paper-suite.md)")
     source: Path | None = Field(None, exclude=True)
 
     def data_dir(self) -> Path:

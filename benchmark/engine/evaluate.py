@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader
 
 from asymfusion.benchmark.engine import checkpoint as ckpt
 from asymfusion.benchmark.config import RunConfig
-from asymfusion.benchmark.engine.metrics import DistributionMetrics, OutputMetrics, inception_extractor, not_computed
+from asymfusion.benchmark.engine.metrics import (STANDIN_NOTE, DistributionMetrics, OutputMetrics, StandInFeatures,
+                                                inception_extractor, not_computed)
 from asymfusion.benchmark.engine.protocol import protocol_record
 from asymfusion.benchmark.engine.qualitative import qualitative_grid
 from asymfusion.benchmark.engine.modelcheck import check_model_builds
@@ -134,6 +135,9 @@ def _distribution_metrics(cfg: RunConfig, keys: list[str], n: int,
         return None, {}
     if not cfg.evaluate.fid_kid:
         return None, not_computed("disabled by evaluate.fid_kid: false")
+    if extractor is None and cfg.evaluate.fid_features == "standin":
+        return (DistributionMetrics(keys, StandInFeatures(), n, cfg.evaluate.kid_subsets, cfg.evaluate.kid_subset_size),
+                {"features": STANDIN_NOTE})
     if extractor is None:
         if not cfg.inception_weights.is_file():
             return None, not_computed(f"Inception weights not found at {cfg.inception_weights} "
@@ -177,8 +181,10 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     metrics = OutputMetrics(task, keys, cfg.dataset.num_classes, distribution)
     results = validate(evaluated, loader, cfg, runtime, metrics)
     eval_seconds = time.perf_counter() - started
-    if distribution_note:
-        for row in results.values():
+    for row in results.values():
+        if "features" in distribution_note:  # computed, with stand-in features: said beside the numbers
+            row["fid_features"] = distribution_note["features"]
+        elif distribution_note:
             row["fid"] = row["kid_x100"] = distribution_note
 
     train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=False, seed=cfg.seed)

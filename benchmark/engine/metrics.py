@@ -17,7 +17,8 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.benchmark.tasks.translation import to_unit
 
-__all__ = ["OutputMetrics", "DistributionMetrics", "inception_extractor", "not_computed", "to_uint8", "to_unit"]
+__all__ = ["OutputMetrics", "DistributionMetrics", "STANDIN_NOTE", "StandInFeatures", "inception_extractor",
+           "not_computed", "to_uint8", "to_unit"]
 
 
 class OutputMetrics(nn.Module):
@@ -92,6 +93,32 @@ def inception_extractor(weights: Path) -> nn.Module:
 
     return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                               feature_extractor_weights_path=str(weights))
+
+
+class StandInFeatures(nn.Module):
+    """FID/KID features for rehearsals, where the Inception weights are absent: a fixed random conv net (seed 0)
+    mapping uint8 images [N, 3, H, W] to 64 pooled features. It exercises the FID/KID code path; its numbers
+    compare with nothing (every result that uses it says so)."""
+
+    num_features = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.conv1 = nn.Conv2d(3, 32, 3, stride=2)
+        self.conv2 = nn.Conv2d(32, 64, 3, stride=2)
+        with torch.no_grad():
+            for conv in (self.conv1, self.conv2):
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.2)
+                conv.bias.zero_()
+        self.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv1(images.float() / 127.5 - 1.0))
+        return torch.relu(self.conv2(x)).mean(dim=(2, 3)).double()
+
+
+STANDIN_NOTE = "stand-in features (a fixed random conv net, benchmark/engine/metrics.py): not comparable to any FID"
 
 
 def not_computed(reason: str) -> dict[str, Any]:

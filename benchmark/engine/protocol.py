@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from asymfusion.benchmark.config import RunConfig
+from asymfusion.benchmark.engine.metrics import STANDIN_NOTE
 from asymfusion.benchmark.engine.runtime import Runtime, hardware
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.datasets.build import input_encodings
@@ -24,6 +25,17 @@ def pretraining(cfg: RunConfig) -> str:
     return f"timm {default.hf_hub_id or cfg.model.backbone}" if default is not None else f"timm {cfg.model.backbone}"
 
 
+def data_kind(cfg: RunConfig) -> str:
+    """Real, procedural or stand-in data: a stand-in layout (fetch --stand-in, then prepare) carries STAND-IN.txt."""
+    from asymfusion.datasets.standins import MARKER
+
+    if (cfg.dataset_root / MARKER).is_file():
+        return "STAND-IN files (noise in the real formats, datasets/standins.py): the numbers mean nothing"
+    if cfg.dataset.source == "synthetic":
+        return "procedurally rendered scenes (datasets/synthetic)"
+    return f"{cfg.dataset.source} (the published data)"
+
+
 def checkpoint_rule(cfg: RunConfig, file: str, epoch: int) -> str:
     task = get_task(cfg.dataset.task)
     if file.startswith("best"):
@@ -39,15 +51,18 @@ def protocol_record(cfg: RunConfig, runtime: Runtime, state: dict[str, Any], che
     trained_on = state.get("hardware")
     devices = trained_on["devices"] if trained_on else len(state.get("rng", [None]))
     return {
-        "split": "val", "samples": samples,
+        "data": data_kind(cfg), "split": "val", "samples": samples,
         "scales": cfg.evaluate.scales if tta else [1.0], "flip": cfg.evaluate.flip if tta else False,
         "input_size": input_size,
         "val_transforms": cfg.data.val_transforms.model_dump(exclude_defaults=True),
-        "scoring": task.scoring,
+        "scoring": task.scoring + (f"; FID/KID: {STANDIN_NOTE}" if task.distribution_metrics
+                                   and cfg.evaluate.fid_features == "standin" else ""),
         "inputs": input_encodings(cfg.dataset, cfg.data.modalities),
         "pretrained": pretraining(cfg),
         "checkpoint": checkpoint_rule(cfg, checkpoint, state["epoch"]),
         "batch": {"per_device": cfg.data.batch_size, "devices": devices, "effective": cfg.data.batch_size * devices},
+        "precision": {"train": "fp32" if cfg.train.amp == "off" else f"autocast {cfg.train.amp}",
+                      "channels_last": cfg.train.channels_last},
         "hardware": {"train": trained_on, "evaluate": hardware(runtime)},
     }
 

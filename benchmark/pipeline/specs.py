@@ -15,11 +15,13 @@ from typing import Any
 
 from asymfusion.benchmark.engine.codedeps import fingerprint, stage_code
 from asymfusion.benchmark.config import ConfigError, Params, resolve_run
+from asymfusion.benchmark.config.rehearsal import PREFIX as REHEARSAL_PREFIX
 from asymfusion.benchmark.perf.select import select_experiments, suite_settings
 from asymfusion.benchmark.pipeline.stages import (
     SPECS_DIR,
     build_pipeline,
     experiment_runs,
+    rehearsal_stages,
     render_pipeline,
     spec_path,
 )
@@ -54,11 +56,16 @@ def stage_specs(params: Params) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {}
     studies = {f"tune-{suite}-{method}": study for suite, by_method in params.tuning.items()
                for method, study in by_method.items()}
+    rehearsal = rehearsal_stages(params)
     for name in build_pipeline(params)["stages"]:
         kind, _, rest = name.partition("-")
         if name == "specs":
             continue
-        if name == "prepare-synthetic":
+        if name in rehearsal:  # stand-ins, and their fetch and prepare: the rehearsal settings and the command
+            datasets = {n: _dump(d) for n, d in params.datasets.items() if n.startswith(REHEARSAL_PREFIX)}
+            specs[name] = _spec(kind, {"rehearsal": _dump(params.rehearsal), "cmd": rehearsal[name]["cmd"],
+                                       "datasets": datasets})
+        elif name == "prepare-synthetic":
             specs[name] = _spec("prepare-synthetic", _dump(params.synthetic))
         elif kind == "fetch":
             specs[name] = _spec("fetch", {"source": rest, "inception_weights": params.paths.inception_weights})

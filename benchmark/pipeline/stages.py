@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from asymfusion.benchmark.config import Params, list_runs
+from asymfusion.benchmark.config.rehearsal import PREFIX as REHEARSAL_PREFIX, weights_file
 from asymfusion.benchmark.perf.select import select_experiments, suite_settings
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.datasets.files import atomic_write
@@ -35,7 +36,7 @@ SPECS_DIR = "results/specs"
 CODE_DIRS = ["benchmark", "models", "datasets"]
 FETCHABLE = {"nyudv2", "cityscapes", "taskonomy"}
 PARAM_SECTIONS = ["paths", "synthetic", "datasets", "suites", "recipes", "experiments", "tables", "claims", "perf",
-                  "tuning"]
+                  "tuning", "rehearsal"]
 
 
 def spec_path(stage: str) -> str:
@@ -46,20 +47,55 @@ def _out(path: str, **flags: Any) -> dict[str, dict[str, Any]]:
     return {path: {"cache": False, **flags}}
 
 
+def rehearsal_stages(params: Params) -> dict[str, dict[str, Any]]:
+    """Stand-in files -> `fetch --stand-in` -> `prepare`, per dataset the rehearsal uses (the real code paths, into
+    <data>/<rehearsal.data>), and a stand-in weights file per pretrained backbone."""
+    if params.rehearsal is None:
+        return {}
+    config, data = params.rehearsal, params.paths.data
+    root = f"{data}/{config.data}"
+    rehearsal = {n: e for n, e in params.experiments.items() if e.suite == config.suite}
+    stages: dict[str, dict[str, Any]] = {}
+    batch: dict[str, int] = {}
+    for exp in rehearsal.values():
+        source = params.datasets[exp.data.dataset].source
+        if source in FETCHABLE:
+            batch[source] = max(batch.get(source, 1), exp.data.batch_size * config.steps_per_epoch)
+    for source, n_train in sorted(batch.items()):
+        standins = f"{root}/standins/{source}"
+        stages[f"standins-{source}"] = {
+            "cmd": f"asymfusion standins {source} --out {standins} --n-train {n_train} --n-val {config.val_images}",
+            "deps": [], "outs": [standins]}
+        stages[f"fetch-{config.suite}-{source}"] = {
+            "cmd": f"asymfusion fetch {source} --stand-in {standins} --data-dir {root} --no-progress",
+            "deps": [standins], "outs": [f"{root}/raw/{source}"]}
+        stages[f"prepare-{config.suite}-{source}"] = {
+            "cmd": f"asymfusion prepare {source} --data-dir {root} --no-progress",
+            "deps": [f"{root}/raw/{source}"], "outs": [f"{root}/{source}"]}
+    backbones = sorted({str(e.model.get("backbone")) for e in rehearsal.values() if e.model.get("pretrained")})
+    for backbone in backbones:
+        stages[f"standins-weights-{backbone}"] = {
+            "cmd": f"asymfusion standins weights --backbone {backbone} --out {weights_file(root, backbone)}",
+            "deps": [], "outs": [weights_file(root, backbone)]}
+    return stages
+
+
 def data_stages(params: Params) -> dict[str, dict[str, Any]]:
     stages: dict[str, dict[str, Any]] = {}
     data = params.paths.data
-    sources = {d.source for d in params.datasets.values()} & {
-        params.datasets[e.data.dataset].source for e in params.experiments.values()}
+    rehearsed = {n for n in params.datasets if params.rehearsal is not None and n.startswith(REHEARSAL_PREFIX)}
+    sources = {d.source for n, d in params.datasets.items() if n not in rehearsed} & {
+        params.datasets[e.data.dataset].source for e in params.experiments.values() if e.data.dataset not in rehearsed}
     if "synthetic" in sources:
         stages["prepare-synthetic"] = {"cmd": "asymfusion prepare synthetic --quiet --workers 2", "deps": [],
                                        "outs": [f"{data}/synthetic"]}
     for source in sorted(sources & FETCHABLE):
         stages[f"fetch-{source}"] = {"cmd": f"asymfusion fetch {source}", "deps": [],
                                      "outs": [{f"{data}/raw/{source}": {"persist": True}}]}
-        root = next(d.root for d in params.datasets.values() if d.source == source)
+        root = next(d.root for n, d in params.datasets.items() if d.source == source and n not in rehearsed)
         stages[f"prepare-{source}"] = {"cmd": f"asymfusion prepare {source}", "deps": [f"{data}/raw/{source}"],
                                        "outs": [f"{data}/{root}"]}
+    stages.update(rehearsal_stages(params))
     if any(_uses_inception(params, e) for e in params.experiments.values()):
         stages["fetch-inception"] = {"cmd": "asymfusion fetch inception", "deps": [],
                                      "outs": [f"{data}/{params.paths.inception_weights}"]}
@@ -69,7 +105,8 @@ def data_stages(params: Params) -> dict[str, dict[str, Any]]:
 def _uses_inception(params: Params, exp: Any) -> bool:
     """FID/KID with the Inception weights: a distribution-metric task on real data (synthetic runs skip them)."""
     dataset = params.datasets[exp.data.dataset]
-    return get_task(dataset.task).distribution_metrics and exp.evaluate.fid_kid and dataset.source != "synthetic"
+    return (get_task(dataset.task).distribution_metrics and exp.evaluate.fid_kid and dataset.source != "synthetic"
+            and exp.evaluate.fid_features == "inception")
 
 
 def experiment_runs(params: Params, name: str) -> list[str]:
@@ -86,7 +123,8 @@ def experiment_stages(params: Params, name: str) -> dict[str, dict[str, Any]]:
     uses_weights = _uses_inception(params, exp)
     train = {
         "cmd": f"asymfusion train {name} --jobs {suite.jobs} --on-change restart --no-progress",
-        "deps": [f"{params.paths.data}/{dataset.root}"],
+        "deps": [f"{params.paths.data}/{dataset.root}"]
+        + ([str(exp.model["pretrained_file"])] if exp.model.get("pretrained") and exp.model.get("pretrained_file") else []),
         # Checkpoints persist: an interrupted stage resumes, a finished one rewrites its history in seconds, a
         # changed configuration or training code retrains (the old folder moved aside to <run>.old-<time>).
         "outs": [{c: {"persist": True}} for c in ckpts] + [_out(f"{results}/logs/{run}.log", persist=True)

@@ -128,7 +128,7 @@ def protocol_summary(records: list[dict[str, Any]]) -> str:
     inputs = shared(lambda p: "; ".join(f"{k}: {v}" for k, v in p.get("inputs", {}).items()))
     batch = shared(lambda p: (lambda b: f"{b.get('per_device')} per device x {b.get('devices')} = "
                               f"{b.get('effective')}")(p.get("batch", {})))
-    return (f"Protocol: {shared(lambda p: p.get('split'))} split ({shared(lambda p: p.get('samples'))} images) at "
+    return (f"Protocol: data {shared(lambda p: p.get('data', '?'))}; {shared(lambda p: p.get('split'))} split ({shared(lambda p: p.get('samples'))} images) at "
             f"{shared(size)}, {shared(tta)}; checkpoint {shared(lambda p: p.get('checkpoint', '?').split(' (')[0])}; "
             f"pretrained: {shared(lambda p: p.get('pretrained'))}; batch {batch}; trained on {shared(hw)}; "
             f"inputs: {inputs}.")
