@@ -92,7 +92,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     params = _params(args)
     for run in runs_of(params, args.run):
         cfg = resolve_run(params, run)
-        record = evaluate_run(cfg, checkpoint=f"{args.checkpoint}.pt")
+        record = evaluate_run(cfg, checkpoint=f"{args.checkpoint or cfg.evaluate.checkpoint}.pt")
         ensemble = record["metrics"]["ensemble"]
         summary = ", ".join(f"{k}={v:.4g}" for k, v in ensemble.items() if isinstance(v, float))
         print(f"{cfg.run}: {summary}; wrote {cfg.results_dir / 'metrics' / (cfg.run + '.json')}")
@@ -230,8 +230,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
     p = verbs.add_parser("evaluate", help="evaluate trained runs and write results/<suite>/metrics/<run>.json")
     p.add_argument("run", help="run name <experiment>-s<seed>, or an experiment name: all its seeds")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
-                   help="which checkpoint to evaluate (best: by validation metric during training)")
+    p.add_argument("--checkpoint", default=None, choices=["best", "last"],
+                   help="which checkpoint to evaluate (default: the experiment's evaluate.checkpoint; best: by "
+                        "validation metric during training, last: the final epoch)")
     p.set_defaults(func=cmd_evaluate)
 
     prepare = verbs.add_parser("prepare", help="write a dataset in the on-disk layout the loaders read")

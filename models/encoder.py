@@ -6,8 +6,10 @@ fusion method can act: the last residual block of a ResNet-family stage, or a st
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import timm
 import torch
@@ -169,8 +171,25 @@ class FusedStage(nn.Module):
         return self.fusion(self.stage(x))
 
 
+_LOGITS_RESIZE: contextvars.ContextVar[str] = contextvars.ContextVar("logits_resize", default="bilinear")
+
+
+@contextlib.contextmanager
+def logits_resize(mode: str) -> Iterator[None]:
+    """Resize logits with `mode` ("bilinear" or "bicubic") inside the block: evaluation's choice (the official
+    validation resizes bicubically); training always uses bilinear, as the official loss does."""
+    if mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"logits_resize must be 'bilinear' or 'bicubic', got {mode!r}")
+    token = _LOGITS_RESIZE.set(mode)
+    try:
+        yield
+    finally:
+        _LOGITS_RESIZE.reset(token)
+
+
 def upsample_to(x: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
-    """Bilinear resize of logits to the input size (align_corners=False, as the official training loss does)."""
+    """Resize of logits to the input size, align_corners=False: bilinear (as the official training loss), or what
+    `logits_resize` sets."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=tuple(size), mode=_LOGITS_RESIZE.get(), align_corners=False)

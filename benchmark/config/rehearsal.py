@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from asymfusion.benchmark.tasks import TASKS, get_task
 from asymfusion.datasets.config import Strict
 
 PREFIX = "rehearsal-"
@@ -34,7 +35,8 @@ class RehearsalConfig(Strict):
     steps_per_epoch: int = Field(1, ge=1, le=100, description="training steps per epoch")
     epochs_per_stage: int = Field(1, ge=1, le=10, description="epochs per optimiser stage (multistage schedules)")
     epochs: int = Field(2, ge=1, le=10, description="epochs of the other schedules")
-    val_images: int = Field(1, ge=1, le=100, description="validation images of every stand-in dataset")
+    val_images: int = Field(2, ge=1, le=100, description="validation images of every stand-in dataset (FID/KID "
+                            "need 2)")
     device: Literal["cpu", "cuda"] = Field("cpu", description="cuda on a GPU box: AMP as each recipe sets it")
     only: list[str] | None = Field(None, min_length=1, description="rehearse only these experiments of the "
                                    "rehearsed suite (default: all)")
@@ -105,7 +107,8 @@ def _rehearse(experiment: dict[str, Any], config: RehearsalConfig, data_root: st
     model = exp.setdefault("model", {})
     if model.get("pretrained"):
         model["pretrained_file"] = weights_file(data_root, str(model.get("backbone")))
-    if datasets.get(dataset, {}).get("task") == "translation":
+    task = datasets.get(dataset, {}).get("task")
+    if task in TASKS.names() and get_task(task).distribution_metrics:  # FID/KID without the Inception weights
         exp.setdefault("evaluate", {})["fid_features"] = "standin"
     return exp
 

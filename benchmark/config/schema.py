@@ -96,6 +96,13 @@ class EvalConfig(Strict):
     )
     grid_samples: int = Field(4, ge=0, le=32, description="validation samples in the qualitative grid")
     fid_kid: bool = Field(True, description="translation: FID/KID when the Inception weights file exists")
+    checkpoint: Literal["best", "last"] = Field(
+        "best", description="what `evaluate` scores: best = the epoch with the best validation metric (on NYUDv2, "
+                            "whose val split is its 654 test images, that is selection on the test set, as the "
+                            "official code does), last = the final epoch")
+    logits_resize: Literal["bilinear", "bicubic"] = Field(
+        "bilinear", description="how segmentation logits are resized to the label size at evaluation (the official "
+                                "AsymFusion/RefineNet validation: bicubic; training always uses bilinear)")
     fid_features: Literal["inception", "standin"] = Field(
         "inception", description="FID/KID features: the Inception weights, or (rehearsals) a fixed random conv net "
                                  "whose numbers compare with nothing")

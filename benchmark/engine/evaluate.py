@@ -32,6 +32,7 @@ from asymfusion.benchmark.tasks import get_task
 from asymfusion.datasets import build_dataset
 from asymfusion.datasets.files import atomic_write
 from asymfusion.datasets.transforms import NEAREST_KEYS
+from asymfusion.models.encoder import logits_resize, upsample_to
 
 SCHEMA_VERSION = 2  # 2: the protocol record (benchmark/engine/protocol.py)
 
@@ -59,7 +60,7 @@ class TestTimeAugment(nn.Module):
             for flipped in ([False, True] if self.flip else [False]):
                 x = {k: v.flip(-1) for k, v in scaled.items()} if flipped else scaled
                 for key, logits in self.model(x).items():
-                    probs = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False).softmax(1)
+                    probs = upsample_to(logits.float(), (h, w)).softmax(1)  # evaluate.logits_resize
                     probs = probs.flip(-1) if flipped else probs
                     total[key] = total.get(key, 0) + probs
         return total
@@ -135,6 +136,8 @@ def _distribution_metrics(cfg: RunConfig, keys: list[str], n: int,
         return None, {}
     if not cfg.evaluate.fid_kid:
         return None, not_computed("disabled by evaluate.fid_kid: false")
+    if n < 2:  # a covariance (FID) and a kernel mean over pairs (KID) need two images at least
+        return None, not_computed(f"FID/KID need at least 2 validation images; the split has {n}")
     if extractor is None and cfg.evaluate.fid_features == "standin":
         return (DistributionMetrics(keys, StandInFeatures(), n, cfg.evaluate.kid_subsets, cfg.evaluate.kid_subset_size),
                 {"features": STANDIN_NOTE})
@@ -179,7 +182,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     started = time.perf_counter()
     distribution, distribution_note = _distribution_metrics(cfg, keys, len(dataset), extractor)
     metrics = OutputMetrics(task, keys, cfg.dataset.num_classes, distribution)
-    results = validate(evaluated, loader, cfg, runtime, metrics)
+    with logits_resize(cfg.evaluate.logits_resize):
+        results = validate(evaluated, loader, cfg, runtime, metrics)
     eval_seconds = time.perf_counter() - started
     for row in results.values():
         if "features" in distribution_note:  # computed, with stand-in features: said beside the numbers
@@ -191,7 +195,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     means = modality_means(train_ds, cfg.data.modalities) if cfg.evaluate.blank == "mean" else {}
     robustness = {}
     for m in cfg.data.modalities:
-        blanked = validate(Blank(evaluated, m, means.get(m)), loader, cfg, runtime, keys)
+        with logits_resize(cfg.evaluate.logits_resize):
+            blanked = validate(Blank(evaluated, m, means.get(m)), loader, cfg, runtime, keys)
         robustness[m] = {k: {n: v for n, v in row.items() if isinstance(v, float)} for k, row in blanked.items()}
 
     sample = {k: v[None].to(runtime.device) for k, v in dataset[0].items() if k in cfg.data.modalities}

@@ -39,8 +39,10 @@ def data_kind(cfg: RunConfig) -> str:
 def checkpoint_rule(cfg: RunConfig, file: str, epoch: int) -> str:
     task = get_task(cfg.dataset.task)
     if file.startswith("best"):
+        where = ("the val split, which for NYUDv2 is its 654 test images (selection on the test set, as the official "
+                 "code)" if cfg.dataset.source == "nyudv2" else "the val split")
         return (f"best: the validated epoch with the {'highest' if task.higher_is_better else 'lowest'} ensemble "
-                f"{task.main_label} on the val split (epoch {epoch} of {cfg.train.epochs})")
+                f"{task.main_label} on {where} (epoch {epoch} of {cfg.train.epochs})")
     return f"last: epoch {epoch} of {cfg.train.epochs}"
 
 
@@ -55,7 +57,7 @@ def protocol_record(cfg: RunConfig, runtime: Runtime, state: dict[str, Any], che
         "scales": cfg.evaluate.scales if tta else [1.0], "flip": cfg.evaluate.flip if tta else False,
         "input_size": input_size,
         "val_transforms": cfg.data.val_transforms.model_dump(exclude_defaults=True),
-        "scoring": task.scoring + (f"; FID/KID: {STANDIN_NOTE}" if task.distribution_metrics
+        "scoring": task.scoring.format(logits_resize=cfg.evaluate.logits_resize) + (f"; FID/KID: {STANDIN_NOTE}" if task.distribution_metrics
                                    and cfg.evaluate.fid_features == "standin" else ""),
         "inputs": input_encodings(cfg.dataset, cfg.data.modalities),
         "pretrained": pretraining(cfg),

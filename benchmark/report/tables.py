@@ -104,34 +104,50 @@ def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> 
 
 
 def protocol_summary(records: list[dict[str, Any]]) -> str:
-    """One line for a table's footnote: the protocol fields shared by all its records ("varies" where they differ)."""
-    def shared(get) -> str:
+    """One line for a table's footnote: the protocol fields its records share ("varies by row" where they differ;
+    a field no record states, e.g. in results written before it existed, is left out)."""
+    def size(p: dict[str, Any]) -> str | None:
+        return "x".join(map(str, p["input_size"])) if p.get("input_size") else None
+
+    def tta(p: dict[str, Any]) -> str | None:
+        if "scales" not in p:
+            return None
+        return ("single scale" if p["scales"] == [1.0] else f"scales {p['scales']}") + (" + flip" if p.get("flip") else "")
+
+    def batch(p: dict[str, Any]) -> str | None:
+        b = p.get("batch")
+        return f"{b['per_device']} per device x {b['devices']} = {b['effective']}" if b else None
+
+    def trained_on(p: dict[str, Any]) -> str | None:
+        train = (p.get("hardware") or {}).get("train")
+        if not train:
+            return None
+        return f"{train['devices']}x {train['device']}" + (f" ({train.get('cpu')})" if train["device"] == "cpu" else "")
+
+    def precision(p: dict[str, Any]) -> str | None:
+        value = p.get("precision")
+        return f"{value['train']}{', channels_last' if value['channels_last'] else ''}" if value else None
+
+    parts = [
+        ("data", lambda p: p.get("data")),
+        ("split", lambda p: f"{p['split']} ({p['samples']} images)" if "split" in p else None),
+        ("input size", size), ("test time", tta),
+        ("checkpoint", lambda p: p["checkpoint"].split(" (")[0] if p.get("checkpoint") else None),
+        ("pretrained", lambda p: p.get("pretrained")), ("batch", batch), ("precision", precision),
+        ("trained on", trained_on),
+        ("inputs", lambda p: "; ".join(f"{k}: {v}" for k, v in p["inputs"].items()) if p.get("inputs") else None),
+    ]
+    out = []
+    for label, get in parts:
         values = []
         for record in records:
-            value = get(record.get("protocol", {}))
+            value = get(record.get("protocol") or {})
             if value not in values:
                 values.append(value)
-        return str(values[0]) if len(values) == 1 else "varies by row (see each metrics JSON)"
-
-    def size(p: dict[str, Any]) -> str:
-        return "x".join(map(str, p.get("input_size", []))) or "?"
-
-    def tta(p: dict[str, Any]) -> str:
-        scales = p.get("scales", [1.0])
-        return ("single scale" if scales == [1.0] else f"scales {scales}") + (" + flip" if p.get("flip") else "")
-
-    def hw(p: dict[str, Any]) -> str:
-        train = (p.get("hardware") or {}).get("train") or {}
-        device = train.get("device", "?")
-        return f"{train.get('devices', '?')}x {device}" + (f" ({train.get('cpu')})" if device == "cpu" else "")
-
-    inputs = shared(lambda p: "; ".join(f"{k}: {v}" for k, v in p.get("inputs", {}).items()))
-    batch = shared(lambda p: (lambda b: f"{b.get('per_device')} per device x {b.get('devices')} = "
-                              f"{b.get('effective')}")(p.get("batch", {})))
-    return (f"Protocol: data {shared(lambda p: p.get('data', '?'))}; {shared(lambda p: p.get('split'))} split ({shared(lambda p: p.get('samples'))} images) at "
-            f"{shared(size)}, {shared(tta)}; checkpoint {shared(lambda p: p.get('checkpoint', '?').split(' (')[0])}; "
-            f"pretrained: {shared(lambda p: p.get('pretrained'))}; batch {batch}; trained on {shared(hw)}; "
-            f"inputs: {inputs}.")
+        if values == [None]:
+            continue
+        out.append(f"{label}: {values[0] if len(values) == 1 else 'varies by row (see each metrics JSON)'}")
+    return ("Protocol: " + "; ".join(out) + ".") if out else ""
 
 
 def _cell(frame: pd.DataFrame, i: int, col: Column, bold: bool, latex: bool) -> str:

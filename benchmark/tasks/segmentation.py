@@ -34,7 +34,7 @@ class Segmentation(Task):
     higher_is_better = True
     headline = ("miou",)
     test_time_augmentation = True
-    scoring = ("logits resized bilinearly (align_corners=False) to the evaluated input size, softmax-averaged over "
+    scoring = ("logits resized {logits_resize} (align_corners=False) to the evaluated input size, softmax-averaged over "
                "test-time scales and flips, argmax; one confusion matrix over the split (torchmetrics), labels "
                "at the evaluated size, ignore index excluded")
 
