@@ -35,7 +35,7 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from asymfusion.datasets.artifacts import FetchInputError
+from asymfusion.datasets.artifacts import FetchInputError, ensure_free_space
 from asymfusion.datasets.formats import DataFormatError
 
 __all__ = [
@@ -336,6 +336,7 @@ def extract_archive(
     with _open(archive) as handle:
         _raise_unsafe(archive, _safety_problems(archive, handle))
         budget = check_limits(archive, handle, limit_bytes, limit_ratio)
+        ensure_free_space(dest, budget, f"extracting {archive.name}")
         dest.mkdir(parents=True, exist_ok=True)
         tag = hashlib.sha256(str(archive.resolve()).encode()).hexdigest()[:8]
         staging = dest / f".extract-{tag}.tmp"

@@ -19,7 +19,8 @@ import requests
 
 from asymfusion.datasets import download
 from asymfusion.datasets.archive import extract_archive
-from asymfusion.datasets.artifacts import FetchError, file_digests, read_manifest, record_manifest
+from asymfusion.datasets.artifacts import (FetchError, FetchInputError, ensure_free_space, file_digests, read_manifest,
+                                          record_manifest)
 from asymfusion.datasets.download import PART_SUFFIX, FetchOptions
 from asymfusion.datasets.sources import (
     CITYSCAPES_PACKAGES,
@@ -135,15 +136,20 @@ def fetch_cityscapes(
     """Download (or place) the Cityscapes packages into `folder` and extract them safely there."""
     options = options or FetchOptions()
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     given: dict[str, Path] = {}
     for raw in from_files:
         path = Path(raw).expanduser()
         if not path.is_file():
-            raise FetchError(f"--from-file {path}: no such file")
+            raise FetchInputError(f"--from-file {path}: no such file")
         if path.name not in packages:
-            raise FetchError(f"--from-file {path}: expected one of the packages {', '.join(packages)} (by file name)")
+            raise FetchInputError(
+                f"--from-file {path}: expected one of the packages {', '.join(packages)} (by file name)")
+        if path.name in given and given[path.name].resolve() != path.resolve():
+            raise FetchInputError(f"--from-file given twice for {path.name}: {given[path.name]} and {path}; "
+                                  "give one copy")
         given[path.name] = path
+    ensure_free_space(folder, sum(p.stat().st_size for p in given.values()), "the Cityscapes --from-file copies")
+    folder.mkdir(parents=True, exist_ok=True)
     recorded: dict[str, str] = {}
     manifest = read_manifest(folder)
     for package, path in given.items():

@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -158,6 +158,26 @@ def _local_taskonomy_tree(path: Path, scratch: Path) -> Path:
     return scratch
 
 
+def _raise_taskonomy_failures(failed: list[tuple[str, BaseException]], total: int, folder: Path) -> None:
+    """One error for every file that failed, raised after every other file was placed, so a retry fetches only these.
+
+    A failure that is not a fetch failure (Ctrl-C, a format error, a bug) is raised as it is."""
+    other = [exc for _, exc in failed if not isinstance(exc, FetchError)]
+    if other:
+        raise other[0]
+    if len(failed) == 1:
+        raise failed[0][1]
+    shown = "\n".join(f"  - {name}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
+                      for name, exc in sorted(failed, key=lambda f: f[0])[:10])
+    more = f"\n  ... and {len(failed) - 10} more" if len(failed) > 10 else ""
+    kind = FetchInputError if all(isinstance(exc, FetchInputError) for _, exc in failed) else FetchError
+    raise kind(
+        f"could not fetch {len(failed)} of {total} taskonomy file(s) into {folder}; the other {total - len(failed)} "
+        f"were placed and verified:\n{shown}{more}\nRun the same command again to fetch only these (placed files "
+        "are kept), or give a copy of the sample repository with --from-file."
+    ) from failed[0][1]
+
+
 def fetch_taskonomy(
     folder: str | Path,
     *,
@@ -218,15 +238,18 @@ def fetch_taskonomy(
     bar = tqdm(total=len(artifacts), unit="file", desc="taskonomy", disable=not options.progress)
     try:
         with _quiet_pooch(), ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            futures = {pool.submit(one, a) for a in artifacts}
+            futures = {pool.submit(one, a): a for a in artifacts}
             for future in futures:
                 future.add_done_callback(lambda _f: bar.update(1))
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            for f in done:
-                if f.exception() is not None:
-                    raise f.exception()  # type: ignore[misc]
+            try:
+                wait(futures)
+            except BaseException:  # Ctrl-C: queued files are not started; what was placed is recorded below
+                for f in futures:
+                    f.cancel()
+                raise
+        failed = [(futures[f].name, f.exception()) for f in futures if f.exception() is not None]
+        if failed:
+            _raise_taskonomy_failures(failed, len(artifacts), folder)
     finally:
         bar.close()
         record_manifest(folder, recorded)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from asymfusion.datasets.artifacts import MANIFEST, Artifact, FetchError, FetchInputError
+from asymfusion.datasets.artifacts import MANIFEST, Artifact, FetchError, FetchInputError, ensure_free_space
 from asymfusion.datasets.download import FetchOptions, fetch_artifact
 
 __all__: list[str] = []
@@ -37,7 +37,11 @@ def _assign_from_files(
             raise FetchInputError(
                 f"--from-file {path}: cannot tell which {source} file it is; expected one of: {names}"
             )
-        out[match[0].name] = path
+        name = match[0].name
+        if name in out and out[name].resolve() != path.resolve():
+            raise FetchInputError(f"--from-file given twice for {source} file {match[0].basename}: {out[name]} and "
+                                  f"{path}; give one copy")
+        out[name] = path
     return out
 
 
@@ -47,6 +51,8 @@ def _fetch_all(
     """Place every artifact that can be placed (verified --from-file copies first, then downloads); then raise one
     FetchError listing every artifact that failed."""
     assigned = _assign_from_files(artifacts, from_files, source)
+    missing = [a for a in artifacts if not (folder / a.name).is_file()]
+    ensure_free_space(folder, sum(a.size or 0 for a in missing), f"the {len(missing)} {source} file(s) to fetch")
     placed: dict[str, Path] = {}
     failed: list[tuple[Artifact, FetchError]] = []
     for a in sorted(artifacts, key=lambda a: a.name not in assigned):  # stable: --from-file copies first

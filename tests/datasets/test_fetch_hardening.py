@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ import pytest
 from asymfusion.datasets import download as download_mod
 from asymfusion.datasets import fetch as fetch_mod
 from asymfusion.datasets.download import place_artifact
+from asymfusion.datasets import artifacts as artifacts_mod
+from asymfusion.datasets.archive import extract_archive
+from asymfusion.datasets.artifacts import DiskSpaceError, FetchInputError
 from asymfusion.datasets.fetch import (
     TASKONOMY_COMMITS,
     TASKONOMY_REPO,
@@ -220,3 +225,51 @@ def test_every_failure_is_listed(
     for name in NYU_FILES:
         assert f"  - {name}: could not download" in message and f"--from-file PATH/{name}" in message
     assert read_manifest(tmp_path / "raw") == {}
+
+
+def test_the_same_file_given_twice_by_from_file_is_refused_before_anything_is_placed(
+    tmp_path: Path, server: LoopbackServer, fast: FetchOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arts = nyu_like(server, monkeypatch)
+    a, b = tmp_path / "a" / arts[1].basename, tmp_path / "b" / arts[1].basename
+    for path in (a, b):
+        path.parent.mkdir()
+        path.write_bytes(NYU_FILES[arts[1].basename])
+    folder = tmp_path / "raw"
+    with pytest.raises(FetchInputError, match="given twice") as info:
+        fetch_nyudv2(folder, options=fast, from_files=[a, b])
+    assert str(a) in str(info.value) and str(b) in str(info.value)
+    assert not folder.exists() or not any(folder.iterdir())
+    assert server.requests == []
+    server.files.update({f"/{n}": d for n, d in NYU_FILES.items()})
+    fetch_nyudv2(folder, options=fast, from_files=[a, a])  # the same path twice is the same copy
+    assert (folder / arts[1].basename).read_bytes() == NYU_FILES[arts[1].basename]
+
+
+def test_a_disk_too_small_for_the_downloads_is_reported_before_any_byte_is_written(
+    tmp_path: Path, server: LoopbackServer, fast: FetchOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nyu_like(server, monkeypatch)
+    server.files.update({f"/{n}": d for n, d in NYU_FILES.items()})
+    need = sum(len(d) for d in NYU_FILES.values())
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(artifacts_mod.shutil, "disk_usage", lambda p: usage._replace(free=need - 1))
+    folder = tmp_path / "raw"
+    with pytest.raises(DiskSpaceError, match=f"needs {need:,} bytes") as info:
+        fetch_nyudv2(folder, options=fast)
+    assert "--data-dir" in str(info.value) and not isinstance(info.value, FetchInputError)  # a runtime failure, exit 1
+    assert not folder.exists() and server.requests == []
+    monkeypatch.setattr(artifacts_mod.shutil, "disk_usage", lambda p: usage._replace(free=need))
+    fetch_nyudv2(folder, options=fast)
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".mat") == sorted(NYU_FILES)
+
+
+def test_an_archive_larger_than_the_free_disk_is_not_extracted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x/data.bin", b"\x01" * 5000)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(artifacts_mod.shutil, "disk_usage", lambda p: usage._replace(free=4999))
+    with pytest.raises(DiskSpaceError, match="extracting a.zip"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -85,6 +86,28 @@ def test_taskonomy_per_file_with_pinned_commits_and_manifest(
         fetch_taskonomy(folder, options=fast, domains=DOMAINS, url_template=template)
     assert manifest[victim] in str(info.value) and server.url(key) in str(info.value)
     assert not (folder / victim).exists()
+
+
+def test_taskonomy_failures_do_not_stop_the_other_files_and_are_listed_together(
+    tmp_path: Path, server: LoopbackServer, fast: FetchOptions, taskonomy_remote
+) -> None:
+    remote, lists, template = taskonomy_remote
+    names = [t.format(domain=d) for t in lists["train"] + lists["val"] for d in DOMAINS]
+    gone = {names[0]: None, names[-1]: None}
+    keys = {n: f"/{TASKONOMY_REPO}/{TASKONOMY_COMMITS[n.split('/')[0]]}/{n}" for n in gone}
+    saved = {n: server.files.pop(k) for n, k in keys.items()}
+    folder = tmp_path / "raw"
+    with pytest.raises(FetchError) as info:
+        fetch_taskonomy(folder, options=replace(fast, jobs=1), domains=DOMAINS, url_template=template)
+    message = str(info.value)
+    assert "2 of 15" in message and all(n in message for n in gone)
+    placed = [n for n in names if (folder / n).is_file()]
+    assert sorted(placed) == sorted(set(names) - set(gone))  # one worker: every other file was still fetched
+    before = image_gets(server)
+    for n, k in keys.items():
+        server.files[k] = saved[n]
+    fetch_taskonomy(folder, options=fast, domains=DOMAINS, url_template=template)
+    assert image_gets(server) - before == 2  # the retry fetches only the two that failed
 
 
 def test_taskonomy_commit_override_and_local_copy(
