@@ -35,7 +35,8 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from asymfusion.datasets.artifacts import FetchInputError, ensure_free_space
+from asymfusion.datasets.artifacts import FetchInputError
+from asymfusion.datasets.diskspace import ensure_free_space
 from asymfusion.datasets.formats import DataFormatError
 
 __all__ = [

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,7 @@ from pathlib import Path
 from asymfusion.datasets.formats import DataFormatError
 from asymfusion.datasets.files import atomic_write
 
-__all__ = ["Artifact", "DiskSpaceError", "FetchError", "MANIFEST", "ensure_free_space", "file_digests",
-           "read_manifest", "record_manifest"]
+__all__ = ["Artifact", "FetchError", "MANIFEST", "file_digests", "read_manifest", "record_manifest"]
 
 MANIFEST = "SHA256SUMS"
 
@@ -91,29 +89,6 @@ def record_manifest(folder: str | Path, entries: dict[str, str]) -> None:
     with _manifest_lock:
         merged = {**read_manifest(folder), **entries}
         atomic_write(folder / MANIFEST, "".join(f"{merged[k]}  {k}\n" for k in sorted(merged)))
-
-
-class DiskSpaceError(FetchError):
-    """Not enough free disk for what a fetch or an extraction is about to write (checked before it starts)."""
-
-
-def ensure_free_space(folder: str | Path, need: int, what: str) -> None:
-    """Refuse to start writing `need` bytes under `folder` when its file system has less free space than that.
-
-    Checked before a download or an extraction starts, so a full disk is reported with the numbers up front
-    instead of as a failed write (and a partial file) hours later. Sizes that are not known are not counted."""
-    if need <= 0:
-        return
-    probe = Path(folder)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < need:
-        raise DiskSpaceError(
-            f"not enough free disk for {what}: it needs {_fmt_size(need)} under {folder}, but only "
-            f"{_fmt_size(free)} are free there. Free some space or point --data-dir (or $ASYMFUSION_DATA) at a "
-            "larger disk; nothing was written."
-        )
 
 
 def _fmt_size(n: int | None) -> str:

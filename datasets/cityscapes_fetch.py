@@ -19,8 +19,8 @@ import requests
 
 from asymfusion.datasets import download
 from asymfusion.datasets.archive import extract_archive
-from asymfusion.datasets.artifacts import (FetchError, FetchInputError, ensure_free_space, file_digests, read_manifest,
-                                          record_manifest)
+from asymfusion.datasets.artifacts import FetchError, FetchInputError, file_digests, read_manifest, record_manifest
+from asymfusion.datasets.diskspace import ensure_free_space
 from asymfusion.datasets.download import PART_SUFFIX, FetchOptions
 from asymfusion.datasets.sources import (
     CITYSCAPES_PACKAGES,

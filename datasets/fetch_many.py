@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from asymfusion.datasets.artifacts import MANIFEST, Artifact, FetchError, FetchInputError, ensure_free_space
+from asymfusion.datasets.artifacts import MANIFEST, Artifact, FetchError, FetchInputError
+from asymfusion.datasets.diskspace import ensure_free_space
 from asymfusion.datasets.download import FetchOptions, fetch_artifact
 
 __all__: list[str] = []

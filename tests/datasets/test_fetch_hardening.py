@@ -14,9 +14,10 @@ import pytest
 from asymfusion.datasets import download as download_mod
 from asymfusion.datasets import fetch as fetch_mod
 from asymfusion.datasets.download import place_artifact
-from asymfusion.datasets import artifacts as artifacts_mod
+from asymfusion.datasets import diskspace as diskspace_mod
 from asymfusion.datasets.archive import extract_archive
-from asymfusion.datasets.artifacts import DiskSpaceError, FetchInputError
+from asymfusion.datasets.artifacts import FetchInputError
+from asymfusion.datasets.diskspace import DiskSpaceError
 from asymfusion.datasets.fetch import (
     TASKONOMY_COMMITS,
     TASKONOMY_REPO,
@@ -253,13 +254,13 @@ def test_a_disk_too_small_for_the_downloads_is_reported_before_any_byte_is_writt
     server.files.update({f"/{n}": d for n, d in NYU_FILES.items()})
     need = sum(len(d) for d in NYU_FILES.values())
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(artifacts_mod.shutil, "disk_usage", lambda p: usage._replace(free=need - 1))
+    monkeypatch.setattr(diskspace_mod.shutil, "disk_usage", lambda p: usage._replace(free=need - 1))
     folder = tmp_path / "raw"
     with pytest.raises(DiskSpaceError, match=f"needs {need:,} bytes") as info:
         fetch_nyudv2(folder, options=fast)
     assert "--data-dir" in str(info.value) and not isinstance(info.value, FetchInputError)  # a runtime failure, exit 1
     assert not folder.exists() and server.requests == []
-    monkeypatch.setattr(artifacts_mod.shutil, "disk_usage", lambda p: usage._replace(free=need))
+    monkeypatch.setattr(diskspace_mod.shutil, "disk_usage", lambda p: usage._replace(free=need))
     fetch_nyudv2(folder, options=fast)
     assert sorted(p.name for p in folder.iterdir() if p.suffix == ".mat") == sorted(NYU_FILES)
 
@@ -269,7 +270,7 @@ def test_an_archive_larger_than_the_free_disk_is_not_extracted(tmp_path: Path, m
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("x/data.bin", b"\x01" * 5000)
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(artifacts_mod.shutil, "disk_usage", lambda p: usage._replace(free=4999))
+    monkeypatch.setattr(diskspace_mod.shutil, "disk_usage", lambda p: usage._replace(free=4999))
     with pytest.raises(DiskSpaceError, match="extracting a.zip"):
         extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists()
