@@ -5,12 +5,15 @@
 # 1. bench of the quick suite's target models: bf16 autocast, channels_last, stacked vs per-modality loop;
 # 2. two-epoch bf16 + channels_last training of quick-asymfusion through torchrun (NCCL, 1 process), then evaluate;
 # 3. the bench at the paper's NYUDv2 shapes (ResNet-101 + RefineNet, 480x640, batch 2 and 6);
-# 4. torch.compile of the quick target models (stacked execution, batch 16).
+# 4. torch.compile of the quick target models (stacked execution, batch 16);
+# 5. the paper-suite rehearsal on CUDA with each recipe's AMP and channels_last (docs/paper-suite.md), in a clone of
+#    this repository under $OUT so that nothing of the workspace changes; its results, dvc.lock and per-run training
+#    histories (step times) come back under $OUT/rehearsal.
 # Each step has its own time limit and its log in $OUT; a failed step does not stop the others.
 # STEPS picks a subset, e.g. STEPS="bench-quick bench-paper" (default: every step).
 set -u
 OUT=${OUT:?set OUT to an output folder}
-STEPS=${STEPS:-"bench-quick train-ddp evaluate bench-paper bench-compile"}
+STEPS=${STEPS:-"bench-quick train-ddp evaluate bench-paper bench-compile rehearsal"}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" >> "$OUT/gpu.txt"
@@ -48,4 +51,21 @@ step bench-paper 150 asymfusion bench --suite paper --methods paper-nyudv2-asymf
 
 step bench-compile 220 asymfusion bench --suite quick --methods quick-asymfusion quick-msbn --device cuda --amp bf16 \
   --channels-last --compile --executions stacked --batches 16 --no-data --repeats 30 --out "$OUT/bench-compile"
+
+if selected rehearsal; then
+  rm -rf "$OUT/rehearsal-repo" && git clone -q . "$OUT/rehearsal-repo"
+  python3 - "$OUT/rehearsal-repo/params.yaml" <<'PY'
+import sys, yaml
+path = sys.argv[1]
+params = yaml.safe_load(open(path))
+params["rehearsal"]["device"] = "cuda"  # each recipe's own amp/channels_last apply on CUDA
+yaml.safe_dump(params, open(path, "w"), sort_keys=False)
+PY
+fi
+step rehearsal 3600 bash -c "cd '$OUT/rehearsal-repo' && asymfusion pipeline && dvc repro report-rehearsal"
+if selected rehearsal; then
+  mkdir -p "$OUT/rehearsal" && cp -r "$OUT/rehearsal-repo/results/rehearsal/." "$OUT/rehearsal/" 2>/dev/null
+  cp "$OUT/rehearsal-repo/dvc.lock" "$OUT/rehearsal/" 2>/dev/null
+  rm -rf "$OUT/rehearsal-repo"
+fi
 cat "$OUT/steps.txt"
