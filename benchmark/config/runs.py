@@ -12,7 +12,7 @@ from asymfusion.benchmark.config.messages import format_validation_error
 from asymfusion.benchmark.config.schema import Params, RunConfig
 from asymfusion.benchmark.errors import ConfigError
 from asymfusion.benchmark.tasks import get_task
-from asymfusion.datasets.config import MODALITY_CHANNELS
+from asymfusion.datasets.tasks import data_task
 from asymfusion.models.config import ModelConfig
 
 RUN_RE = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
@@ -62,6 +62,7 @@ def resolve_run(params: Params, run: str) -> RunConfig:
         dataset_name=exp.data.dataset,
         dataset=params.datasets[exp.data.dataset],
         dataset_root=params.dataset_root(exp.data.dataset),
+        hha_root=params.hha_root(exp.data.dataset),
         data=exp.data,
         model=_build_model_config(params, experiment, params.source),
         optimiser=exp.optimiser,
@@ -81,7 +82,7 @@ def _build_model_config(params: Params, experiment: str, path: Path | None) -> A
         raise ConfigError(
             f"{path}: {where}: {', '.join(sorted(clash))} are derived from the data section; remove them"
         )
-    channels = MODALITY_CHANNELS[dataset.task]
+    channels = data_task(dataset.task).channels(exp.data)
     section = dict(exp.model)
     section.update(
         task=dataset.task,

@@ -224,6 +224,12 @@ class Params(Strict):
     def dataset_root(self, name: str) -> Path:
         return self.data_path(self.datasets[name].root)
 
+    def hha_root(self, name: str) -> Path:
+        """Where `asymfusion prepare hha` writes a dataset's HHA images: `<data>/hha/<root>`, beside, never inside,
+        the prepared layout (a separate DVC output: adding HHA never changes the runs trained on raw depth)."""
+        root = Path(self.datasets[name].root)
+        return self.data_dir() / "hha" / (root.relative_to(root.anchor) if root.is_absolute() else root)
+
 
 class RunConfig(BaseModel):
     """A fully resolved run: everything a trainer needs, nothing left to look up."""
@@ -240,6 +246,7 @@ class RunConfig(BaseModel):
     dataset_name: str
     dataset: DatasetConfig
     dataset_root: Path
+    hha_root: Path
     data: DataConfig
     model: Any  # asymfusion.models.ModelConfig
     optimiser: OptimiserConfig
@@ -260,6 +267,6 @@ class RunConfig(BaseModel):
         return self._hash(exclude=("evaluate",))
 
     def _hash(self, exclude: tuple[str, ...]) -> str:
-        location = ("run", "results_dir", "checkpoint_dir", "dataset_root", "inception_weights")
+        location = ("run", "results_dir", "checkpoint_dir", "dataset_root", "hha_root", "inception_weights")
         payload = {k: v for k, v in self.to_dict().items() if k not in location + exclude}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

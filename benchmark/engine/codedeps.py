@@ -42,6 +42,7 @@ ENTRY_POINTS: dict[str, list[str]] = {
     "prepare-synthetic": ["asymfusion.datasets.synthetic", "asymfusion.datasets.commands"],
     "fetch": ["asymfusion.datasets.commands", "asymfusion.datasets.fetch"],
     "prepare": ["asymfusion.datasets.commands"],
+    "prepare-hha": ["asymfusion.datasets.commands", "asymfusion.datasets.prepare.hha"],
     "standins": ["asymfusion.datasets.commands", "asymfusion.datasets.standins"],
     "pipeline": ["asymfusion.benchmark.pipeline.stages"],
 }

@@ -170,7 +170,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     model.eval()
     if cfg.train.channels_last:  # as trained: validate() feeds channels_last inputs too
         model = model.to(memory_format=torch.channels_last)
-    dataset = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed)
+    dataset = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed,
+                             hha_root=cfg.hha_root)
     loader = DataLoader(dataset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(len(dataset), runtime),
                         num_workers=cfg.data.num_workers)
     keys = list(model.output_names)
@@ -191,7 +192,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         elif distribution_note:
             row["fid"] = row["kid_x100"] = distribution_note
 
-    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=False, seed=cfg.seed)
+    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=False, seed=cfg.seed,
+                             hha_root=cfg.hha_root)
     means = modality_means(train_ds, cfg.data.modalities) if cfg.evaluate.blank == "mean" else {}
     robustness = {}
     for m in cfg.data.modalities:

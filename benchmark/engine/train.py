@@ -63,8 +63,10 @@ class ShardSampler(torch.utils.data.Sampler):
 
 
 def make_loaders(cfg: RunConfig, runtime: Runtime) -> tuple[DataLoader, DataLoader, DistributedSampler]:
-    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=True, seed=cfg.seed)
-    val_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed)
+    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=True, seed=cfg.seed,
+                             hha_root=cfg.hha_root)
+    val_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed,
+                             hha_root=cfg.hha_root)
     sampler = DistributedSampler(train_ds, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)
     common = dict(num_workers=cfg.data.num_workers, pin_memory=runtime.device.type == "cuda")

@@ -140,3 +140,31 @@ def test_a_real_nyudv2_frame_matches_its_published_hha() -> None:
     assert error[0] < 3.0, error  # disparity: 310 / depth
     assert error[1] < 6.0, error  # height above the floor, cm
     assert error[2] < 8.0, error  # angle with gravity
+
+
+def test_the_hha_layout_of_rendered_scenes_puts_the_floor_at_zero_height_and_walls_upright(tmp_path: Path) -> None:
+    """The renderer's own camera (its field of view varies per view) through `write_hha_layout`: on the floor the
+    height channel is ~0 cm and the angle 38 (normal along gravity), on walls the angle is 128 (upright)."""
+    from asymfusion.datasets.prepare.hha import HHA_INFO, write_hha_layout
+    from asymfusion.datasets.synthetic import render_dataset
+
+    render_dataset(tmp_path / "synthetic", size=96, n_train=3, n_val=1, seed=3, progress=False)
+    layout = tmp_path / "synthetic" / "segmentation"
+    summary = write_hha_layout(layout, tmp_path / "hha", camera="synthetic", depth_scale=5000.0, progress_bar=False)
+    assert summary["frames"] == 4 and (tmp_path / "hha" / HHA_INFO).is_file()
+    floors, walls = [], []
+    for frame in range(4):
+        out = np.asarray(Image.open(tmp_path / "hha" / f"{frame:06d}.png"))
+        labels = np.asarray(Image.open(layout / "masks" / f"{frame:06d}.png"))
+        assert out.shape == (96, 96, 3) and out.dtype == np.uint8
+        floor, wall = _interior_mask(labels == 0), _interior_mask(labels == 2)
+        floors.append(out[floor].astype(float))
+        walls.append(out[wall].astype(float))
+    floor_px, wall_px = np.concatenate(floors), np.concatenate(walls)
+    assert len(floor_px) > 500 and len(wall_px) > 500
+    assert np.median(floor_px[:, 1]) <= 3 and abs(np.median(floor_px[:, 2]) - 38) <= 3
+    assert abs(np.median(wall_px[:, 2]) - 128) <= 3
+
+
+def _interior_mask(mask: np.ndarray, radius: int = 4) -> np.ndarray:
+    return minimum_filter(mask.astype(np.uint8), size=2 * radius + 1, mode="constant") == 1
