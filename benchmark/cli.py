@@ -84,6 +84,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _corruption_spec(text: str) -> str:
+    """argparse type: a corruption spec of datasets/corruptions.py (unknown names exit 2, listing the known)."""
+    from asymfusion.datasets.corruptions import parse_corruption
+
+    try:
+        parse_corruption(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asymfusion.benchmark.config import resolve_run, runs_of
 
@@ -92,7 +103,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     params = _params(args)
     for run in runs_of(params, args.run):
         cfg = resolve_run(params, run)
-        record = evaluate_run(cfg, checkpoint=f"{args.checkpoint or cfg.evaluate.checkpoint}.pt")
+        if args.corruptions:
+            from asymfusion.datasets.tasks import data_task
+
+            if not data_task(cfg.dataset.task).corruptible:
+                raise ConfigError(f"--corruptions: the {cfg.dataset.task} loader of {cfg.run} applies no corruptions "
+                                  "(segmentation does)")
+        for spec in args.corruptions or []:
+            if spec.split("/")[0].split("@")[0] not in cfg.data.modalities:
+                raise ConfigError(f"--corruptions {spec}: {cfg.run} has no such input (modalities: "
+                                  f"{', '.join(cfg.data.modalities)})")
+        record = evaluate_run(cfg, checkpoint=f"{args.checkpoint or cfg.evaluate.checkpoint}.pt",
+                              corruptions=args.corruptions)
         ensemble = record["metrics"]["ensemble"]
         summary = ", ".join(f"{k}={v:.4g}" for k, v in ensemble.items() if isinstance(v, float))
         print(f"{cfg.run}: {summary}; wrote {cfg.results_dir / 'metrics' / (cfg.run + '.json')}")
@@ -233,6 +255,10 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, choices=["best", "last"],
                    help="which checkpoint to evaluate (default: the experiment's evaluate.checkpoint; best: by "
                         "validation metric during training, last: the final epoch)")
+    p.add_argument("--corruptions", nargs="+", default=None, type=_corruption_spec, metavar="SPEC",
+                   help="also score under sensor corruptions (segmentation; default: the experiment's "
+                        "evaluate.corruptions): modality/name@severity, modality/name (severities 1-5) or a "
+                        "modality (all of its corruptions), e.g. depth/holes@3 rgb/jpeg depth")
     p.set_defaults(func=cmd_evaluate)
 
     prepare = verbs.add_parser("prepare", help="write a dataset in the on-disk layout the loaders read")

@@ -35,6 +35,7 @@ class DataTask:
         """Channels of each modality as the loader returns it for this data section."""
         return dict(self.modalities)
 
+    corruptible: ClassVar[bool] = False  # its loader applies evaluate.corruptions (datasets/corruptions.py)
     label_keys: ClassVar[tuple[str, ...]] = ()  # sample keys holding class ids (drawn through the palette)
     depth_keys: ClassVar[tuple[str, ...]] = ()  # sample keys holding metric depth (drawn with a colour map)
 
@@ -53,6 +54,7 @@ def data_task(name: str) -> DataTask:
 @DATA_TASKS.register("segmentation")
 class SegmentationData(DataTask):
     modalities = {"rgb": 3, "depth": 1}
+    corruptible = True
     label_keys = ("target",)
     depth_keys = ("depth",)
 

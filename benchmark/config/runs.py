@@ -46,6 +46,15 @@ def resolve_run(params: Params, run: str) -> RunConfig:
         raise ConfigError(f"unknown run {run!r}: expected <experiment>-s<seed>, one of: {known}")
     exp = params.experiments[experiment]
     suite = params.suites[exp.suite]
+    task = params.datasets[exp.data.dataset].task
+    if exp.evaluate.corruptions and not data_task(task).corruptible:
+        raise ConfigError(f"{params.source}: experiments.{experiment}.evaluate.corruptions: the {task} loader applies "
+                          "no corruptions (segmentation does); remove the key")
+    for spec in exp.evaluate.corruptions:
+        modality = spec.split("/")[0].split("@")[0]
+        if modality not in exp.data.modalities:
+            raise ConfigError(f"{params.source}: experiments.{experiment}.evaluate.corruptions: {spec!r} corrupts "
+                              f"{modality!r}, which is not an input of this experiment ({exp.data.modalities})")
     seeds = exp.seeds if exp.seeds is not None else suite.seeds
     if seed is None:
         seed = seeds[0]

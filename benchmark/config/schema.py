@@ -85,6 +85,9 @@ class TrainConfig(Strict):
     l1_weight: float = Field(100.0, ge=0, description="translation: weight of L1 beside the GAN loss")
     eval_every: int = Field(1, ge=1, description="validate every N epochs")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap steps per epoch (smoke tests)")
+    modality_dropout: float = Field(0.0, ge=0, lt=1, description="probability that a training sample has one of its "
+                                    "modalities (chosen uniformly) zeroed, as evaluate's missing-modality input; any "
+                                    "method (benchmark/engine/step.py drop_modalities)")
 
 
 class EvalConfig(Strict):
@@ -110,6 +113,23 @@ class EvalConfig(Strict):
     kid_subset_size: int = Field(1000, ge=2, description="KID subset size, capped at the sample count (CEN)")
     threads: int | None = Field(None, ge=1, le=256, description="torch intra-op threads for evaluation (None: torch's "
                                 "default, every core; train.threads is meant for seeds trained side by side)")
+    corruptions: list[str] = Field(
+        [], description="segmentation: also score the model under these sensor corruptions (datasets/corruptions.py), "
+                        "e.g. depth/holes@3, depth/holes (severities 1-5), depth or rgb (all of a modality)")
+    corruption_samples: int | None = Field(None, ge=1, description="score corruptions on the first N validation "
+                                           "images only (None: all; the clean scores always use all)")
+    corruption_seed: int = Field(0, ge=0, description="seed of the corruptions' random draws (the same for every "
+                                 "method, so their scores compare)")
+
+    @field_validator("corruptions")
+    @classmethod
+    def _known_corruptions(cls, value: list[str]) -> list[str]:
+        from asymfusion.datasets.corruptions import parse_corruption
+
+        keys = [c.key for spec in value for c in parse_corruption(spec)]  # raises naming the registered ones
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"corruptions {value} name some corruption twice")
+        return value
 
 
 class ExperimentConfig(Strict):

@@ -25,6 +25,7 @@ from asymfusion.benchmark.engine.metrics import (STANDIN_NOTE, DistributionMetri
                                                 inception_extractor, not_computed)
 from asymfusion.benchmark.engine.protocol import protocol_record
 from asymfusion.benchmark.engine.qualitative import qualitative_grid
+from asymfusion.benchmark.engine.robustness import corruption_scores
 from asymfusion.benchmark.engine.modelcheck import check_model_builds
 from asymfusion.benchmark.engine.runtime import Runtime, cpu_model, seed_everything, setup_runtime
 from asymfusion.benchmark.engine.train import ShardSampler, validate
@@ -149,8 +150,11 @@ def _distribution_metrics(cfg: RunConfig, keys: list[str], n: int,
     return DistributionMetrics(keys, extractor, n, cfg.evaluate.kid_subsets, cfg.evaluate.kid_subset_size), {}
 
 
-def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoint: str = ckpt.BEST) -> dict[str, Any]:
-    """Evaluate the run's best checkpoint on the validation split and write `results/<suite>/metrics/<run>.json`."""
+def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoint: str = ckpt.BEST,
+                 corruptions: list[str] | None = None) -> dict[str, Any]:
+    """Evaluate the run's best checkpoint on the validation split and write `results/<suite>/metrics/<run>.json`.
+
+    `corruptions` (default: evaluate.corruptions) adds scores under sensor corruptions (benchmark/engine/robustness.py)."""
     from asymfusion.models import build_model
 
     check_model_builds(cfg.model, f"experiments.{cfg.experiment}.model")
@@ -201,6 +205,9 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
             blanked = validate(Blank(evaluated, m, means.get(m)), loader, cfg, runtime, keys)
         robustness[m] = {k: {n: v for n, v in row.items() if isinstance(v, float)} for k, row in blanked.items()}
 
+    specs = cfg.evaluate.corruptions if corruptions is None else corruptions
+    corrupted = corruption_scores(evaluated, dataset, cfg, runtime, keys, specs) if specs else None
+
     sample = {k: v[None].to(runtime.device) for k, v in dataset[0].items() if k in cfg.data.modalities}
     history = state["history"]
     input_size = list(sample[cfg.data.modalities[0]].shape[-2:])
@@ -215,6 +222,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         "checkpoint": {"file": checkpoint, "epoch": state["epoch"], "best": state["best"], "metric": state["metric"]},
         "outputs": keys, "metrics": results, "diagnostics": model.diagnostics(),
         "robustness": {"blank": cfg.evaluate.blank, "blanked": robustness},
+        "corruptions": corrupted,
         "protocol": protocol_record(cfg, runtime, state, checkpoint, len(dataset), input_size),
         "timings": {"train_seconds": sum(r["seconds"] for r in history),
                     "train_images_per_s": history[-1]["images_per_s"] if history else None,

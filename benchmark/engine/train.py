@@ -38,7 +38,7 @@ from asymfusion.benchmark.config import ConfigError, RunConfig
 from asymfusion.benchmark.errors import NonFiniteLoss
 from asymfusion.benchmark.engine.metrics import OutputMetrics
 from asymfusion.benchmark.engine.optim import Schedule, make_model_optimiser
-from asymfusion.benchmark.engine.step import TrainStep
+from asymfusion.benchmark.engine.step import TrainStep, drop_modalities
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.benchmark.engine.modelcheck import check_model_builds
 from asymfusion.benchmark.engine.runtime import (Runtime, hardware, rng_state, seed_everything, set_rng_state,
@@ -213,6 +213,10 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
                 break
             batch = to_device(batch, runtime, cfg.train.channels_last)
             inputs = {m: batch[m] for m in cfg.data.modalities}
+            if cfg.train.modality_dropout:
+                seed = ((cfg.seed * 100_003 + epoch) * 1_000_003 + step) * 1024 + runtime.rank
+                draws = torch.Generator().manual_seed(seed)  # the same draws on a resume
+                inputs = drop_modalities(inputs, cfg.train.modality_dropout, draws)
             try:
                 loss, aux = step_fn(inputs, batch["target"])
             except NonFiniteLoss as error:
