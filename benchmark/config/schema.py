@@ -176,7 +176,9 @@ class TableConfig(Strict):
     name: str = Field(description="file stem under results/<suite>/tables/")
     title: str = Field(description="caption")
     kind: str = Field(description="a task's name (its own columns: segmentation per-branch and fused mIoU + cost; "
-                      "translation L1/PSNR/SSIM/FID/KID), or robustness: the main metric with each modality blanked")
+                      "translation L1/PSNR/SSIM/FID/KID), robustness: the main metric with each modality blanked, "
+                      "or corruptions: clean vs under sensor corruption, relative robustness and mCE vs the first "
+                      "baseline (benchmark/report/robustness.py)")
     rows: dict[str, str] = Field(min_length=1, description="experiment name -> row label, in display order")
     baselines: list[str] = Field(default_factory=list, description="rows the significance test compares against")
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the Welch t-test mark")
@@ -184,7 +186,7 @@ class TableConfig(Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        allowed = [*TASKS.names(), "robustness"]
+        allowed = [*TASKS.names(), "robustness", "corruptions"]
         if value not in allowed:
             raise ValueError(f"unknown table kind {value!r}; allowed: {', '.join(allowed)}")
         return value

@@ -40,6 +40,10 @@ def columns_for(kind: Kind, records: list[dict[str, Any]]) -> tuple[list[Column]
     branches: list[str] = []
     for r in records:
         branches += [m for m in r["outputs"] if m != "ensemble" and m not in branches]
+    if kind == "corruptions":
+        from asymfusion.benchmark.report.robustness import corruption_columns
+
+        return corruption_columns(records)
     if kind != "robustness":
         return task.table_columns(branches)
     inputs = sorted({m for r in records for m in r["robustness"]["blanked"]}, key=lambda m: (m != "rgb", m))
@@ -72,9 +76,14 @@ def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> 
         raise FileNotFoundError(f"table {table.name!r}: no metric files for {missing} (run their evaluate stages)")
     records = [r for e in table.rows for r in groups[e]]
     tasks = sorted({r["task"] for r in records})
-    if len(tasks) > 1 or (table.kind != "robustness" and tasks != [table.kind]):
+    if len(tasks) > 1 or (table.kind not in ("robustness", "corruptions") and tasks != [table.kind]):
         raise ValueError(f"table {table.name!r} (kind {table.kind}) has rows of task(s) {tasks}: a table holds one "
-                         "task, and its kind is that task's name or 'robustness'")
+                         "task, and its kind is that task's name, 'robustness' or 'corruptions'")
+    if table.kind == "corruptions":
+        bare = [e for e in table.rows if not all((r.get("corruptions") or {}).get("scores") for r in groups[e])]
+        if bare:
+            raise ValueError(f"table {table.name!r} (kind corruptions): {bare} were evaluated without corruptions "
+                             "(set their evaluate.corruptions)")
     columns, main = columns_for(table.kind, records)
     values: dict[str, dict[str, list[float]]] = {}
     rows = []
@@ -100,6 +109,16 @@ def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> 
             None if e == best_base else welch_p(values[e][main], values[best_base][main]) for e in frame.experiment
         ]
         frame.attrs["baseline"] = table.rows[best_base]
+    if table.kind == "corruptions" and table.baselines:  # mCE against the first baseline (ImageNet-C)
+        from asymfusion.benchmark.report.robustness import mce
+
+        reference = table.baselines[0]
+        per_row = mce(groups, list(table.rows), reference)
+        name = f"mCE vs {table.rows[reference]} (%)"
+        frame[name] = [float(np.mean(per_row[e])) if per_row[e] else math.nan for e in frame.experiment]
+        frame[f"{name} std"] = [float(np.std(per_row[e], ddof=1)) if len(per_row[e]) > 1 else math.nan
+                                for e in frame.experiment]
+        frame.attrs["columns"] = [*columns, Column(name, lambda r: None, False, 1.0, 1)]
     return frame
 
 
