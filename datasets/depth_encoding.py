@@ -17,9 +17,10 @@ import numpy as np
 
 from asymfusion.datasets.formats import DataFormatError, read_png
 
-__all__ = ["DEPTH_ENCODINGS", "ENCODING_NOTES", "HhaFrames", "depth_channels", "encode_depth_input"]
+__all__ = ["DEPTH_ENCODINGS", "ENCODING_NOTES", "HHA_INFO", "HhaFrames", "depth_channels", "encode_depth_input"]
 
 DEPTH_ENCODINGS = ("raw", "disparity", "hha")
+HHA_INFO = "hha.json"  # written by `prepare hha` (datasets/prepare/hha.py) beside the images: cameras, provenance
 ENCODING_NOTES = {
     "raw": "depth in metres (16-bit PNG / {scale:g}), 0 where not measured",
     "disparity": "inverse depth 1/m from the 16-bit PNG / {scale:g}, 0 where not measured",
@@ -38,8 +39,6 @@ class HhaFrames:
     """The HHA images of one layout (`<hha_root>/NNNNNN.png`) and the camera each was computed with."""
 
     def __init__(self, hha_root: str | Path) -> None:
-        from asymfusion.datasets.prepare.hha import HHA_INFO
-
         self.root = Path(hha_root)
         info = self.root / HHA_INFO
         if not info.is_file():

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from asymfusion.datasets.files import atomic_write
+from asymfusion.datasets.depth_encoding import HHA_INFO
 from asymfusion.datasets.formats import DataFormatError, read_list, read_png, write_png
 from asymfusion.datasets.hha import NYU_KINECT, CameraIntrinsics, encode_hha, hha
 from asymfusion.datasets.prepare.common import progress
@@ -36,7 +37,6 @@ from asymfusion.datasets.prepare.common import progress
 __all__ = ["CAMERAS", "HHA_INFO", "camera_source", "hha_frame_path", "write_hha_layout"]
 
 CAMERAS = ("nyudv2", "cityscapes", "synthetic")
-HHA_INFO = "hha.json"
 SPLITS = ("train", "val")
 CameraOf = Callable[[int, tuple[int, int]], CameraIntrinsics]  # (frame number, (H, W)) -> intrinsics
 
