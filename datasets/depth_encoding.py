@@ -4,8 +4,8 @@
 * `disparity`: inverse depth 1/Z in 1/m, 0 where not measured;
 * `hha`: Gupta et al.'s three channels (datasets/hha.py) read from the folder `asymfusion prepare hha` wrote, then
   /255 and ImageNet mean/std as RGB (the peers that feed HHA to an ImageNet stem do so). When an evaluation
-  corrupts the depth (datasets/corruptions.py), the HHA image is recomputed from the corrupted metres with the
-  frame's camera recorded in `hha.json`, so every encoding sees the same corrupted measurement.
+  corrupts the depth (benchmark/engine/robustness.py `CorruptedView`), the HHA image is recomputed from the corrupted
+  metres with the frame's camera recorded in `hha.json`, so every encoding sees the same corrupted measurement.
 """
 
 from __future__ import annotations
@@ -55,15 +55,6 @@ class HhaFrames:
             raise DataFormatError(f"{path}: expected an 8-bit HHA image of {shape[1]}x{shape[0]}x3, got "
                                   f"{array.dtype} {array.shape}")
         return array
-
-    def recompute(self, depth_rel: str, depth_m: np.ndarray) -> np.ndarray:
-        """The HHA image of (corrupted) metric depth with the frame's recorded camera."""
-        from asymfusion.datasets.hha import CameraIntrinsics, encode_hha, hha
-
-        key = Path(depth_rel).stem
-        if key not in self.cameras:
-            raise DataFormatError(f"{self.root / 'hha.json'}: no camera recorded for frame {key}")
-        return encode_hha(hha(depth_m, CameraIntrinsics(*self.cameras[key])))
 
 
 def encode_depth_input(raw: dict[str, np.ndarray], encoding: str) -> np.ndarray:

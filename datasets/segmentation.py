@@ -3,8 +3,8 @@
 Per-modality normalisation follows the official AsymFusion/CEN code: RGB uses ImageNet mean/std; depth PNGs are
 multiplied by 1/depth_scale (1/5000 for NYUDv2, as the official code), i.e. the network sees metres, with 0 where
 the sensor had no measurement - or, with `depth_encoding`, disparity or HHA (datasets/depth_encoding.py). An
-evaluation may set a corruption (datasets/corruptions.py): it is applied to the decoded sample in physical units,
-before the depth is encoded and before normalisation.
+evaluation under corruption (benchmark/engine/robustness.py `CorruptedView`) corrupts `load_raw`'s sample in physical
+units and hands it to `sample`, so the depth is encoded and normalised after the corruption.
 """
 
 from __future__ import annotations
@@ -79,8 +79,6 @@ class SegmentationDataset(Dataset):
         if uses_hha and hha_root is None:
             raise ValueError("depth_encoding 'hha' needs hha_root (the folder `asymfusion prepare hha` wrote)")
         self.hha = HhaFrames(hha_root) if uses_hha else None
-        self.corruption = None
-        self.corruption_seed = 0
         self._decoded: dict[int, dict[str, np.ndarray]] | None = {} if cache_decoded else None
         self.depth_scale = depth_scale
         self.split = split
@@ -107,10 +105,6 @@ class SegmentationDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Augmentation depends on (seed, epoch, index): call once per epoch, as with DistributedSampler."""
         self.epoch = epoch
-
-    def set_corruption(self, corruption, seed: int = 0) -> None:
-        """Corrupt every sample from now on (datasets/corruptions.py `Corruption`, or None to stop)."""
-        self.corruption, self.corruption_seed = corruption, seed
 
     def path(self, index: int, key: str) -> Path:
         return self.root / self.rows[index][COLUMN[key]]
@@ -153,13 +147,11 @@ class SegmentationDataset(Dataset):
         return out
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        raw = self.load_raw(index)
-        if self.corruption is not None:
-            from asymfusion.datasets.corruptions import apply_corruption
+        return self.sample(self.load_raw(index), index)
 
-            raw = apply_corruption(raw, self.corruption, self.corruption_seed, index)
-            if self.corruption.modality == "depth" and self.hha is not None:
-                raw["hha"] = self.hha.recompute(self.rows[index][COLUMN["depth"]], raw["depth"])
+    def sample(self, raw: dict[str, np.ndarray], index: int) -> dict[str, torch.Tensor]:
+        """The network's tensors from a decoded sample in physical units (`load_raw`, or a corrupted copy of it:
+        benchmark/engine/robustness.py `CorruptedView`): depth encoded, RGB normalised, then the joint transform."""
         sample: dict[str, torch.Tensor] = {}
         if "rgb" in raw:
             rgb = (raw["rgb"].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD

@@ -35,7 +35,7 @@ class DataTask:
         """Channels of each modality as the loader returns it for this data section."""
         return dict(self.modalities)
 
-    corruptible: ClassVar[bool] = False  # its loader applies evaluate.corruptions (datasets/corruptions.py)
+    corruptible: ClassVar[bool] = False  # its loader has load_raw/sample: evaluate.corruptions apply (CorruptedView)
     label_keys: ClassVar[tuple[str, ...]] = ()  # sample keys holding class ids (drawn through the palette)
     depth_keys: ClassVar[tuple[str, ...]] = ()  # sample keys holding metric depth (drawn with a colour map)
 

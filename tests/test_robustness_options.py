@@ -10,7 +10,7 @@ import yaml
 
 from asymfusion.benchmark.config import ConfigError, load_params, resolve_run
 from asymfusion.benchmark.engine.step import drop_modalities
-from tests.engine_helpers import REPO
+from tests.engine_helpers import REPO, micro_params
 
 
 def test_modality_dropout_zeroes_at_most_one_modality_per_sample_at_the_rate_asked() -> None:
@@ -65,3 +65,30 @@ def test_corruptions_on_translation_are_refused(tmp_path: Path) -> None:
     params = load_params(_params_with(tmp_path, "quick-t2-msbn", evaluate={"corruptions": ["rgb/jpeg@1"]}))
     with pytest.raises(ConfigError, match="applies no corruptions"):
         resolve_run(params, "quick-t2-msbn-s0")
+
+
+@pytest.mark.slow
+def test_evaluate_with_corruptions_scores_each_one_on_the_same_images_and_feeds_the_table(
+        tmp_path: Path, synthetic_data_dir: Path) -> None:
+    from asymfusion.benchmark.config import TableConfig, resolve_run
+    from asymfusion.benchmark.engine.evaluate import evaluate_run
+    from asymfusion.benchmark.engine.train import train_run
+    from asymfusion.benchmark.report.tables import build_table, load_records, render
+
+    params = micro_params(tmp_path, synthetic_data_dir, ["early"], epochs=1)
+    cfg = resolve_run(load_params(params), "micro-early-s0")
+    train_run(cfg, progress=False)
+    plain = evaluate_run(cfg, checkpoint="last.pt")
+    assert plain["corruptions"] is None
+    record = evaluate_run(cfg, checkpoint="last.pt", corruptions=["depth/missing@5", "rgb/jpeg"])
+    corrupted = record["corruptions"]
+    assert corrupted["samples"] == 5 and set(corrupted["scores"]) == {
+        "clean", "depth/missing@5", *(f"rgb/jpeg@{s}" for s in range(1, 6))}
+    # all images, so "clean" is the clean metric; depth missing everywhere is the blanked-depth probe (zeros)
+    assert corrupted["scores"]["clean"]["ensemble"]["miou"] == pytest.approx(record["metrics"]["ensemble"]["miou"])
+    assert corrupted["scores"]["depth/missing@5"]["ensemble"]["miou"] == pytest.approx(
+        record["robustness"]["blanked"]["depth"]["ensemble"]["miou"])
+    table = TableConfig(name="c", title="C", kind="corruptions", rows={"micro-early": "early"},
+                        baselines=["micro-early"])
+    text = render(build_table(table, load_records(cfg.results_dir / "metrics")), "md")
+    assert "early" in text and "mCE" in text

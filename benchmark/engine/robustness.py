@@ -20,10 +20,15 @@ from torch.utils.data import DataLoader, Subset
 from asymfusion.benchmark.config import RunConfig
 from asymfusion.benchmark.engine.runtime import Runtime
 from asymfusion.benchmark.engine.train import ShardSampler, validate
-from asymfusion.datasets.corruptions import parse_corruption
+import numpy as np
+
+from asymfusion.datasets.corruptions import Corruption, apply_corruption, parse_corruption
+from asymfusion.datasets.formats import DataFormatError
+from asymfusion.datasets.hha import CameraIntrinsics, encode_hha, hha
+from asymfusion.datasets.tasks import data_task
 from asymfusion.models.encoder import logits_resize
 
-__all__ = ["corruption_scores"]
+__all__ = ["CorruptedView", "corruption_scores"]
 
 
 def corruption_scores(model: nn.Module, dataset: Any, cfg: RunConfig, runtime: Runtime, keys: list[str],
@@ -32,26 +37,50 @@ def corruption_scores(model: nn.Module, dataset: Any, cfg: RunConfig, runtime: R
     corruptions = [c for spec in specs for c in parse_corruption(spec)]
     if not corruptions:
         return {}
-    if not hasattr(dataset, "set_corruption"):
+    if not data_task(cfg.dataset.task).corruptible:
         raise ValueError(f"evaluate.corruptions: the {cfg.dataset.task} loader has no corruption hook "
                          "(corruptions apply to segmentation)")
     n = min(len(dataset), cfg.evaluate.corruption_samples or len(dataset))
-    subset = Subset(dataset, range(n))
-    loader = DataLoader(subset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(n, runtime),
-                        num_workers=cfg.data.num_workers)
+
+    def scores_of(view: Any) -> dict[str, dict[str, float]]:
+        loader = DataLoader(Subset(view, range(n)), batch_size=cfg.data.val_batch_size,
+                            sampler=ShardSampler(n, runtime), num_workers=cfg.data.num_workers)
+        with logits_resize(cfg.evaluate.logits_resize):
+            rows = validate(model, loader, cfg, runtime, keys)
+        return {k: {m: v for m, v in row.items() if isinstance(v, float)} for k, row in rows.items()}
+
     started = time.perf_counter()
-    with logits_resize(cfg.evaluate.logits_resize):  # the reference: clean scores on the same images
-        clean = validate(model, loader, cfg, runtime, keys)
-    scores: dict[str, Any] = {"clean": {k: {m: v for m, v in row.items() if isinstance(v, float)}
-                                        for k, row in clean.items()}}
-    try:
-        for corruption in corruptions:
-            dataset.set_corruption(corruption, seed=cfg.evaluate.corruption_seed)
-            with logits_resize(cfg.evaluate.logits_resize):
-                rows = validate(model, loader, cfg, runtime, keys)
-            scores[corruption.key] = {k: {m: v for m, v in row.items() if isinstance(v, float)}
-                                      for k, row in rows.items()}
-    finally:
-        dataset.set_corruption(None)
+    scores: dict[str, Any] = {"clean": scores_of(dataset)}  # the reference: clean scores on the same images
+    for corruption in corruptions:
+        scores[corruption.key] = scores_of(CorruptedView(dataset, corruption, seed=cfg.evaluate.corruption_seed))
     return {"samples": n, "seed": cfg.evaluate.corruption_seed, "seconds": round(time.perf_counter() - started, 2),
             "scores": scores}
+
+
+class CorruptedView:
+    """A loader's samples under one corruption (what `evaluate --corruptions` scores): each decoded sample
+    (`dataset.load_raw`) is corrupted in physical units, its HHA image recomputed from the corrupted depth with the
+    frame's recorded camera when the depth is fed as HHA, then encoded and normalised by the loader (`dataset.sample`).
+    Kept outside the loader, so the training code never runs a corruption."""
+
+    def __init__(self, dataset, corruption: Corruption, seed: int = 0) -> None:
+        if not all(hasattr(dataset, name) for name in ("load_raw", "sample")):
+            raise ValueError(f"{type(dataset).__name__} cannot be corrupted: it needs load_raw() and sample()")
+        self.dataset, self.corruption, self.seed = dataset, corruption, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        raw = apply_corruption(self.dataset.load_raw(index), self.corruption, self.seed, index)
+        frames = getattr(self.dataset, "hha", None)
+        if self.corruption.modality == "depth" and frames is not None:
+            raw["hha"] = _recompute_hha(frames, self.dataset.path(index, "depth").stem, raw["depth"])
+        return self.dataset.sample(raw, index)
+
+
+def _recompute_hha(frames, key: str, depth_m: np.ndarray) -> np.ndarray:
+    """The HHA image of (corrupted) metric depth with the camera `prepare hha` recorded for frame `key`."""
+    if key not in frames.cameras:
+        raise DataFormatError(f"{frames.root / 'hha.json'}: no camera recorded for frame {key}")
+    return encode_hha(hha(depth_m, CameraIntrinsics(*frames.cameras[key])))

@@ -45,14 +45,21 @@ def test_raw_disparity_and_hha_are_the_same_measurement_in_three_encodings(layou
 
 
 def test_a_depth_corruption_reaches_the_hha_input_through_the_recorded_camera(layout) -> None:
+    from asymfusion.benchmark.engine.robustness import CorruptedView
+    from asymfusion.datasets.corruptions import apply_corruption
+    from asymfusion.datasets.hha import CameraIntrinsics, encode_hha, hha
+
     ds = _dataset(layout, "hha")
     clean = ds[0]
-    ds.set_corruption(Corruption("depth", "quantisation", 5), seed=0)
-    corrupted = ds[0]
+    corruption = Corruption("depth", "quantisation", 5)
+    corrupted = CorruptedView(ds, corruption, seed=0)[0]
+    quantised = apply_corruption(ds.load_raw(0), corruption, 0, 0)["depth"]
+    camera = CameraIntrinsics(*ds.hha.cameras[ds.path(0, "depth").stem])
+    expected = (encode_hha(hha(quantised, camera)).astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    torch.testing.assert_close(corrupted["depth"], torch.from_numpy(expected.transpose(2, 0, 1)))
     assert not torch.equal(clean["depth"], corrupted["depth"])
     torch.testing.assert_close(clean["rgb"], corrupted["rgb"])
-    ds.set_corruption(None)
-    torch.testing.assert_close(ds[0]["depth"], clean["depth"])
+    torch.testing.assert_close(ds[0]["depth"], clean["depth"])  # the loader itself never corrupts
 
 
 def test_hha_without_its_images_names_the_command_that_writes_them(layout, tmp_path: Path) -> None:
