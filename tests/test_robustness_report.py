@@ -61,3 +61,18 @@ def test_a_corruptions_table_names_runs_evaluated_without_corruptions() -> None:
     table = TableConfig(name="c", title="t", kind="corruptions", rows={"base": "b", "plain": "p"})
     with pytest.raises(ValueError, match=r"\['plain'\] were evaluated without corruptions"):
         build_table(table, bare)
+
+
+def test_the_severity_plot_draws_one_line_per_row_and_panel_from_the_records(tmp_path) -> None:
+    from asymfusion.benchmark.report.plots import severity
+
+    table = TableConfig(name="c", title="C", kind="corruptions", rows={"base": "base", "robust": "robust"})
+    path = severity(table, GROUPS, tmp_path / "severity-c.png")
+    assert path is not None and path.stat().st_size > 5000
+    from PIL import Image
+
+    width, height = Image.open(path).size
+    assert width > 1.8 * height  # two panels (rgb, depth) side by side
+    only_depth = {k: [_record(k, s, 50.0, {"depth/holes": 1.0}) for s in (0, 1)] for k in GROUPS}
+    one = severity(table, only_depth, tmp_path / "one.png")
+    assert one is not None and Image.open(one).size[0] < width

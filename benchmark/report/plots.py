@@ -3,7 +3,9 @@
 - `bars-<table>.png`: the main metric of every row, mean with std error bars (one per table);
 - `params-vs-<metric>.png`: parameters against the main metric, rows of tables with a parameter column;
 - `curves-<table>.png`: validation metric per epoch (mean over seeds, shaded std) from the training histories;
-- `robustness-<table>.png`: grouped bars, all inputs vs each modality blanked.
+- `robustness-<table>.png`: grouped bars, all inputs vs each modality blanked;
+- `severity-<table>.png` (tables of kind corruptions): the main metric against corruption severity (0 = clean), one
+  line per row and one panel per corrupted modality, averaged over that modality's corruptions, band = std over seeds.
 """
 
 from __future__ import annotations
@@ -118,6 +120,39 @@ def robustness(frame, out: Path) -> Path:
     return _save(fig, out)
 
 
+def severity(table: TableConfig, groups: dict[str, list[dict[str, Any]]], out: Path) -> Path | None:
+    from asymfusion.benchmark.report.robustness import severity_curves
+
+    plt = _pyplot()
+    rows = [e for e in table.rows if groups.get(e)]
+    panels = [(m, severity_curves(groups, rows, m)) for m in ("rgb", "depth")]
+    panels = [(m, c) for m, c in panels if any(len(levels) > 1 for levels in c.values())]
+    if not panels:
+        return None
+    name = get_task(groups[rows[0]][0]["task"]).main_metric
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2.2, 3.4), sharey=True, squeeze=False)
+    seeds = sorted({n for _, c in panels for levels in c.values() for _, _, n in levels.values()})
+    for ax, (modality, curves_) in zip(axes[0], panels):
+        for experiment in rows:
+            levels = curves_[experiment]
+            if len(levels) < 2:
+                continue
+            x = np.array(sorted(levels))
+            mean = np.array([levels[k][0] for k in x])
+            std = np.nan_to_num(np.array([levels[k][1] for k in x]))
+            ax.plot(x, mean, marker="o", markersize=3, label=table.rows[experiment])
+            ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+        ax.set_xticks(range(6), ["clean", "1", "2", "3", "4", "5"])
+        ax.set_xlabel(f"severity ({modality} corruptions, mean over them)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fused mIoU (%)" if name == "miou" else f"fused {name}")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    n = f"n = {seeds[0]}" if len(seeds) == 1 else f"n = {seeds[0]}-{seeds[-1]}"
+    fig.suptitle(f"{table.title}: mean ± std over seeds ({n})", fontsize=9)
+    return _save(fig, out)
+
+
 def write_plots(tables: list[TableConfig], metrics_dir: Path, out_dir: Path) -> list[Path]:
     groups = load_records(metrics_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +165,10 @@ def write_plots(tables: list[TableConfig], metrics_dir: Path, out_dir: Path) -> 
             written.append(params_scatter(frame, out_dir / f"params-vs-{metric}-{table.name}.png"))
         if table.kind == "robustness":
             written.append(robustness(frame, out_dir / f"robustness-{table.name}.png"))
+        if table.kind == "corruptions":
+            plot = severity(table, groups, out_dir / f"severity-{table.name}.png")
+            if plot is not None:
+                written.append(plot)
         curve = curves(table, groups, out_dir / f"curves-{table.name}.png")
         if curve is not None:
             written.append(curve)
