@@ -68,8 +68,9 @@ def test_a_floor_and_a_wall_come_out_as_computed_by_hand() -> None:
     points = depth[..., None] * _rays(depth.shape, CAMERA)
     # disparity: 31000 / depth in cm, depth clipped at 1 m
     np.testing.assert_allclose(out[..., 0][depth > 0], 310.0 / np.maximum(depth[depth > 0], 1.0), rtol=1e-5)
-    # height above the floor in cm: 0 on the floor, (HEIGHT - P.g) on the wall
-    np.testing.assert_allclose(out[..., 1][floor], 0.0, atol=0.5)
+    # height above the floor in cm: 0 on the floor, (HEIGHT - P.g) on the wall; the estimated gravity is within
+    # about 0.15 degrees of the true one (the fits at the floor-wall crease pull it), up to ~1 cm at 4 m
+    np.testing.assert_allclose(out[..., 1][floor], 0.0, atol=1.0)
     np.testing.assert_allclose(out[..., 1][wall], 100 * (HEIGHT - points[wall] @ GRAVITY), atol=0.5)
     # angle with gravity + 38: the floor's normal (away from the camera) is gravity itself, a wall is at 90 degrees
     np.testing.assert_allclose(out[..., 2][floor], 38.0, atol=0.5)
@@ -168,3 +169,18 @@ def test_the_hha_layout_of_rendered_scenes_puts_the_floor_at_zero_height_and_wal
 
 def _interior_mask(mask: np.ndarray, radius: int = 4) -> np.ndarray:
     return minimum_filter(mask.astype(np.uint8), size=2 * radius + 1, mode="constant") == 1
+
+
+def test_the_fast_path_for_frames_without_holes_gives_the_general_fit() -> None:
+    """A frame with every depth valid takes the factorised path; one missing pixel in a corner sends the same frame
+    through the general masked fit, which must agree away from that corner."""
+    depth, _ = _room(CAMERA, slope=60.0)
+    depth = np.where(depth > 0, depth, 3.0)
+    holed = depth.copy()
+    holed[0, 0] = 0.0
+    for radius in (3, 10):
+        dense, general = surface_normals(depth, CAMERA, radius), surface_normals(holed, CAMERA, radius)
+        far = np.ones(depth.shape, dtype=bool)
+        far[: 2 * radius + 1, : 2 * radius + 1] = False
+        assert np.isfinite(dense[far]).all()
+        np.testing.assert_allclose(dense[far], general[far], atol=1e-6)
