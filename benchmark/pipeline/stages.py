@@ -185,6 +185,7 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
                      _out(f"{results}/tables/perf.csv")],
         }
     perf_files = [f"{results}/perf.json"] if perf else []
+    histories = [m.replace("/metrics/", "/history/").removesuffix(".json") + ".val.json" for m in metrics]
     if suite in params.tables:
         stages[f"tables-{suite}"] = {
             "cmd": f"asymfusion tables --suite {suite}",
@@ -193,10 +194,10 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
         }
         stages[f"plots-{suite}"] = {
             "cmd": f"asymfusion plots --suite {suite}",
-            "deps": list(metrics),
+            "deps": [*metrics, *histories],  # the curves: every validated epoch, not the evaluated checkpoint's
             "outs": [_out(f"{results}/plots/summary")],
         }
-    report_deps = [*metrics, *perf_files] + ([f"{results}/tables/perf.md"] if perf else [])
+    report_deps = [*metrics, *histories, *perf_files] + ([f"{results}/tables/perf.md"] if perf else [])
     if suite in params.tables:
         report_deps += [f"{results}/tables/{t.name}.md" for t in params.tables[suite]] + [f"{results}/plots/summary"]
     report_deps += [f"{results}/plots/qualitative/{run}.png" for name in experiments

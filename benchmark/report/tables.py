@@ -100,7 +100,7 @@ def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> 
     frame = pd.DataFrame(rows)
     main_col = next(c for c in columns if c.name == main)
     frame.attrs.update(columns=columns, main=main, alpha=table.alpha, title=table.title, name=table.name,
-                       task=records[0]["task"], protocol=protocol_summary(records))
+                       task=records[0]["task"], protocol=protocol_summary(records), values=values)
     if table.baselines:
         base_means = {b: frame.loc[frame.experiment == b, main].item() for b in table.baselines}
         pick = max if main_col.higher_is_better else min
