@@ -188,3 +188,29 @@ def test_curves_and_the_training_state_read_every_validated_epoch_not_the_evalua
     assert len(_validation_history(groups["exp-b"][0], history_dir)) == 3  # B's curve goes on past its best
     assert len(_validation_history(groups["exp-b"][0], None)) == 1
     assert curves(table, groups, tmp_path / "c.png", history_dir) is not None
+
+
+def test_holm_adjusts_each_tables_p_values_and_is_monotone() -> None:
+    from asymfusion.benchmark.report.tables import holm
+
+    # m = 3: 0.01 x 3 = 0.03, 0.02 x 2 = 0.04, 0.04 x 1 = 0.04 (kept monotone)
+    adjusted = holm([0.04, None, 0.01, 0.02])
+    assert adjusted[1] is None
+    assert adjusted[0] == pytest.approx(0.04) and adjusted[2] == pytest.approx(0.03) and adjusted[3] == pytest.approx(0.04)
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_tables_mark_not_applicable_apart_from_not_measured_and_show_holm_p(metrics_dir: Path) -> None:
+    records = load_records(metrics_dir)
+    for r in records["exp-c"]:
+        r["outputs"] = ["ensemble"]  # a method without branches
+        r["metrics"] = {"ensemble": r["metrics"]["ensemble"]}
+    text = render(build_table(TABLE, records), "md")
+    header = text.splitlines()[2]
+    assert "mIoU fused ↑" in header and "p (Holm)" in header
+    row_c = next(line for line in text.splitlines() if line.startswith("| C |"))
+    assert "n/a" in row_c  # no rgb/depth branch
+    assert "n/m" in row_c  # never benchmarked: no train img/s
+    assert "Holm-adjusted over the table's 2 tests" in text
+    robustness = TableConfig(name="r", title="R", kind="robustness", rows={"exp-a": "A"})
+    assert "Welch" not in render(build_table(robustness, records), "md")  # no p column, no p footnote
