@@ -72,6 +72,7 @@ def resolve_run(params: Params, run: str) -> RunConfig:
         dataset=params.datasets[exp.data.dataset],
         dataset_root=params.dataset_root(exp.data.dataset),
         hha_root=params.hha_root(exp.data.dataset),
+        overrides=params.overrides.get(experiment, []),
         data=exp.data,
         model=_build_model_config(params, experiment, params.source),
         optimiser=exp.optimiser,

@@ -235,6 +235,7 @@ class Params(Strict):
     rehearsal: RehearsalConfig | None = Field(None, description="the rehearsal of a suite on stand-in data "
                                               "(benchmark/config/rehearsal.py, docs/paper-suite.md)")
     source: Path | None = Field(None, exclude=True)
+    overrides: dict[str, list[str]] = Field(default_factory=dict, exclude=True)  # experiment -> its --set edits
 
     def data_dir(self) -> Path:
         return Path(os.environ.get(DATA_ENV) or self.paths.data)
@@ -269,6 +270,7 @@ class RunConfig(BaseModel):
     dataset: DatasetConfig
     dataset_root: Path
     hha_root: Path
+    overrides: list[str] = []  # the --set edits of a try (benchmark/config/overrides.py)
     data: DataConfig
     model: Any  # asymfusion.models.ModelConfig
     optimiser: OptimiserConfig
@@ -289,6 +291,7 @@ class RunConfig(BaseModel):
         return self._hash(exclude=("evaluate",))
 
     def _hash(self, exclude: tuple[str, ...]) -> str:
-        location = ("run", "results_dir", "checkpoint_dir", "dataset_root", "hha_root", "inception_weights")
+        location = ("run", "results_dir", "checkpoint_dir", "dataset_root", "hha_root", "inception_weights",
+                    "overrides")  # overrides: what they change is in the sections themselves
         payload = {k: v for k, v in self.to_dict().items() if k not in location + exclude}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -151,10 +151,13 @@ def _distribution_metrics(cfg: RunConfig, keys: list[str], n: int,
 
 
 def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoint: str = ckpt.BEST,
-                 corruptions: list[str] | None = None) -> dict[str, Any]:
+                 corruptions: list[str] | None = None, max_samples: int | None = None,
+                 progress: bool = False) -> dict[str, Any]:
     """Evaluate the run's best checkpoint on the validation split and write `results/<suite>/metrics/<run>.json`.
 
-    `corruptions` (default: evaluate.corruptions) adds scores under sensor corruptions (benchmark/engine/robustness.py)."""
+    `corruptions` (default: evaluate.corruptions) adds scores under sensor corruptions (benchmark/engine/robustness.py);
+    `max_samples` scores the first N validation images only (a smoke check: the record's protocol says how many);
+    `progress`: a bar with an ETA over the clean pass."""
     from asymfusion.models import build_model
 
     check_model_builds(cfg.model, f"experiments.{cfg.experiment}.model")
@@ -176,7 +179,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         model = model.to(memory_format=torch.channels_last)
     dataset = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed,
                              hha_root=cfg.hha_root)
-    loader = DataLoader(dataset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(len(dataset), runtime),
+    n_samples = len(dataset) if max_samples is None else min(max_samples, len(dataset))
+    loader = DataLoader(dataset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(n_samples, runtime),
                         num_workers=cfg.data.num_workers)
     keys = list(model.output_names)
     task = cfg.dataset.task
@@ -185,10 +189,11 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         evaluated = TestTimeAugment(model, cfg.evaluate.scales, cfg.evaluate.flip, NEAREST_KEYS)
 
     started = time.perf_counter()
-    distribution, distribution_note = _distribution_metrics(cfg, keys, len(dataset), extractor)
+    distribution, distribution_note = _distribution_metrics(cfg, keys, n_samples, extractor)
     metrics = OutputMetrics(task, keys, cfg.dataset.num_classes, distribution)
     with logits_resize(cfg.evaluate.logits_resize):
-        results = validate(evaluated, loader, cfg, runtime, metrics)
+        results = validate(evaluated, loader, cfg, runtime, metrics,
+                           progress=f"{cfg.run} {checkpoint}" if progress else None)
     eval_seconds = time.perf_counter() - started
     for row in results.values():
         if "features" in distribution_note:  # computed, with stand-in features: said beside the numbers
@@ -206,7 +211,7 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         robustness[m] = {k: {n: v for n, v in row.items() if isinstance(v, float)} for k, row in blanked.items()}
 
     specs = cfg.evaluate.corruptions if corruptions is None else corruptions
-    corrupted = corruption_scores(evaluated, dataset, cfg, runtime, keys, specs) if specs else None
+    corrupted = corruption_scores(evaluated, dataset, cfg, runtime, keys, specs, n_samples) if specs else None
 
     sample = {k: v[None].to(runtime.device) for k, v in dataset[0].items() if k in cfg.data.modalities}
     history = state["history"]
@@ -223,7 +228,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         "outputs": keys, "metrics": results, "diagnostics": model.diagnostics(),
         "robustness": {"blank": cfg.evaluate.blank, "blanked": robustness},
         "corruptions": corrupted,
-        "protocol": protocol_record(cfg, runtime, state, checkpoint, len(dataset), input_size),
+        "protocol": protocol_record(cfg, runtime, state, checkpoint, n_samples, input_size),
+        "overrides": cfg.overrides,
         "timings": {"train_seconds": sum(r["seconds"] for r in history),
                     "train_images_per_s": history[-1]["images_per_s"] if history else None,
                     "eval_seconds": eval_seconds},

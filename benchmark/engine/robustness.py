@@ -32,7 +32,7 @@ __all__ = ["CorruptedView", "corruption_scores"]
 
 
 def corruption_scores(model: nn.Module, dataset: Any, cfg: RunConfig, runtime: Runtime, keys: list[str],
-                      specs: list[str]) -> dict[str, Any]:
+                      specs: list[str], limit: int | None = None) -> dict[str, Any]:
     """{corruption key: {branch: {metric: value}}} for every corruption named by `specs`, plus what it cost."""
     corruptions = [c for spec in specs for c in parse_corruption(spec)]
     if not corruptions:
@@ -40,7 +40,7 @@ def corruption_scores(model: nn.Module, dataset: Any, cfg: RunConfig, runtime: R
     if not data_task(cfg.dataset.task).corruptible:
         raise ValueError(f"evaluate.corruptions: the {cfg.dataset.task} loader has no corruption hook "
                          "(corruptions apply to segmentation)")
-    n = min(len(dataset), cfg.evaluate.corruption_samples or len(dataset))
+    n = min(limit or len(dataset), cfg.evaluate.corruption_samples or len(dataset))
 
     def scores_of(view: Any) -> dict[str, dict[str, float]]:
         loader = DataLoader(Subset(view, range(n)), batch_size=cfg.data.val_batch_size,
