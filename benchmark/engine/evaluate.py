@@ -238,7 +238,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     if runtime.is_main:
         grid = qualitative_grid(model, dataset, keys, task, runtime.device,
                                 cfg.results_dir / "plots" / "qualitative" / f"{cfg.run}.png",
-                                n=cfg.evaluate.grid_samples, num_classes=cfg.dataset.num_classes, title=cfg.run)
+                                n=cfg.evaluate.grid_samples, num_classes=cfg.dataset.num_classes, title=cfg.run,
+                                class_names=cfg.dataset.class_names)
         record["qualitative_grid"] = str(grid) if grid else None
         _write_json(cfg.results_dir / "metrics" / f"{cfg.run}.json", record)
         _write_json(cfg.results_dir / "scores" / f"{cfg.run}.json", headline_scores(record))
