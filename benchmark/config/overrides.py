@@ -1,4 +1,4 @@
-"""`--set key=value` on `train` and `evaluate`: quick tries of one experiment without editing params.yaml.
+"""`--set key=value` on `train`, `evaluate` and `tune`: quick tries of one experiment without editing params.yaml.
 
 Each `key` is a dotted path into the run's experiment after its `base:` chain is merged (`optimiser.lr_decoder`,
 `model.fusion.stages`, `train.epochs`); `value` is read as YAML (`0.01`, `[1, 3]`, `true`, `sgd`). The edited
