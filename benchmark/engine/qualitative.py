@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from asymfusion.benchmark.tasks import get_task
-from asymfusion.datasets.show import label_palette, to_display
+from asymfusion.datasets.colours import label_palette, to_display
+from asymfusion.datasets.show import scalar_panel
 
 
 def column_titles(modalities: list[str], keys: list[str]) -> list[str]:
@@ -17,21 +17,6 @@ def column_titles(modalities: list[str], keys: list[str]) -> list[str]:
     "prediction: ensemble"."""
     outputs = [f"prediction: {k}" if k == "ensemble" else f"prediction: {k} branch" for k in keys]
     return [*(f"input: {m}" for m in modalities), "ground truth", *outputs]
-
-
-def _scalar_panel(ax, values: np.ndarray, metric_depth: bool):
-    """A one-channel input in colour with its range on a colour bar: depth in metres (0 = missing, drawn black),
-    other domains in their preprocessed [0, 1] units."""
-    import matplotlib.pyplot as plt
-
-    cmap = plt.get_cmap("turbo" if metric_depth else "gray").with_extremes(bad="black")
-    shown = np.ma.masked_where(values <= 0, values) if metric_depth else values
-    valid = values[values > 0] if metric_depth else values
-    lo, hi = (float(valid.min()), float(valid.max())) if valid.size else (0.0, 1.0)
-    image = ax.imshow(shown, cmap=cmap, vmin=lo, vmax=max(hi, lo + 1e-6), interpolation="nearest")
-    bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
-    bar.ax.tick_params(labelsize=5)
-    bar.set_label("m" if metric_depth else "[0, 1]", fontsize=5)
 
 
 @torch.no_grad()
@@ -66,7 +51,7 @@ def qualitative_grid(model: nn.Module, dataset, keys: list[str], task: str, devi
         outputs = model(inputs)
         for col, m in enumerate(modalities):
             if raw[m].ndim == 2:
-                _scalar_panel(axes[row][col], raw[m], m in depth_keys)
+                scalar_panel(axes[row][col], raw[m], m in depth_keys)
             else:
                 axes[row][col].imshow(to_display(m, raw[m], task), interpolation="nearest")
         images = [spec.target_panel(raw, palette)] + [spec.prediction_panel(outputs[k][0], raw, palette) for k in keys]
