@@ -27,10 +27,29 @@ if TYPE_CHECKING:
 
 
 def _params(args: argparse.Namespace) -> Params:
-    """params.yaml, validated. The schema (pydantic, ~0.4 s to import) loads when a verb runs, not for `--help`."""
+    """params.yaml, validated (with the run's `--set` edits, where the verb has them). The schema (pydantic, ~0.4 s
+    to import) loads when a verb runs, not for `--help`."""
     from asymfusion.benchmark.config import load_params
 
-    return load_params(args.params)
+    sets = getattr(args, "set", None)
+    if not sets:
+        return load_params(args.params)
+    from asymfusion.benchmark.config.overrides import Overrides
+
+    try:
+        overrides = Overrides.for_run(args.run, sets, getattr(args, "into_suite", False))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return load_params(args.params, overrides)
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=None,
+                   help="edit the run's experiment for this try: a dotted key after its bases merge, a YAML value "
+                        "(repeatable; e.g. --set optimiser.lr_decoder=0.01 --set train.epochs=2); validated like "
+                        "params.yaml; outputs go under tries/ (results and checkpoints) and record the edits")
+    p.add_argument("--into-suite", action="store_true",
+                   help="with --set: write into the suite's own results and checkpoints instead of tries/")
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
@@ -74,14 +93,52 @@ def cmd_train(args: argparse.Namespace) -> int:
     context = worker_context(args.jobs)  # the workers' server imports the trainer while params load here
     from asymfusion.benchmark.config import runs_of
 
+    from asymfusion.benchmark.config import resolve_run
+    from asymfusion.benchmark.tasks import get_task
+
     params = _params(args)
     runs = runs_of(params, args.run)
     for run, history in train_many(args.params, runs, jobs=args.jobs, restart=args.restart,
-                                   progress=not args.no_progress, on_change=args.on_change, context=context):
-        last = history[-1] if history else {}
-        print(f"{run}: trained {len(history)} epochs; "
-              + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k.startswith("val_ensemble_")))
+                                   progress=not args.no_progress, on_change=args.on_change,
+                                   sets=tuple(args.set or ()), into_suite=args.into_suite, context=context):
+        print(train_summary(run, history, get_task(resolve_run(params, run).dataset.task)))
     return 0
+
+
+def train_summary(run: str, history: list[dict], task) -> str:
+    """The last epoch's validation and which epoch best.pt holds: `evaluate` scores one of the two
+    (evaluate.checkpoint), and the line says which numbers are which."""
+    key = f"val_ensemble_{task.main_metric}"
+    validated = [r for r in history if isinstance(r.get(key), float)]
+    if not validated:
+        return f"{run}: trained {len(history)} epochs (no validation)"
+    last = validated[-1]
+    best = (max if task.higher_is_better else min)(validated, key=lambda r: r[key])
+    scores = ", ".join(f"{k.removeprefix('val_ensemble_')}={v:.4g}" for k, v in last.items()
+                       if k.startswith("val_ensemble_"))
+    return (f"{run}: trained {len(history)} epochs; last.pt (epoch {last['epoch']}): {scores}; best.pt: epoch "
+            f"{best['epoch']}, {task.main_metric}={best[key]:.4g}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _corruption_spec(text: str) -> str:
+    """argparse type: a corruption spec of datasets/corruptions.py (unknown names exit 2, listing the known)."""
+    from asymfusion.datasets.corruptions import parse_corruption
+
+    try:
+        parse_corruption(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -92,10 +149,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     params = _params(args)
     for run in runs_of(params, args.run):
         cfg = resolve_run(params, run)
-        record = evaluate_run(cfg, checkpoint=f"{args.checkpoint or cfg.evaluate.checkpoint}.pt")
+        if args.corruptions:
+            from asymfusion.datasets.tasks import data_task
+
+            if not data_task(cfg.dataset.task).corruptible:
+                raise ConfigError(f"--corruptions: the {cfg.dataset.task} loader of {cfg.run} applies no corruptions "
+                                  "(segmentation does)")
+        for spec in args.corruptions or []:
+            if spec.split("/")[0].split("@")[0] not in cfg.data.modalities:
+                raise ConfigError(f"--corruptions {spec}: {cfg.run} has no such input (modalities: "
+                                  f"{', '.join(cfg.data.modalities)})")
+        record = evaluate_run(cfg, checkpoint=f"{args.checkpoint or cfg.evaluate.checkpoint}.pt",
+                              corruptions=args.corruptions, max_samples=args.max_samples,
+                              progress=not args.no_progress and sys.stderr.isatty())
         ensemble = record["metrics"]["ensemble"]
         summary = ", ".join(f"{k}={v:.4g}" for k, v in ensemble.items() if isinstance(v, float))
-        print(f"{cfg.run}: {summary}; wrote {cfg.results_dir / 'metrics' / (cfg.run + '.json')}")
+        which = record["checkpoint"]
+        print(f"{cfg.run}: {which['file']} (epoch {which['epoch']}): {summary}; wrote "
+              f"{cfg.results_dir / 'metrics' / (cfg.run + '.json')}")
     return 0
 
 
@@ -225,7 +296,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--on-change", default="refuse", choices=["refuse", "restart"],
                    help="a checkpoint written by another configuration: refuse (exit 2, keep it) or restart (move it "
                    "aside and train from scratch; also when the training code changed). DVC stages use restart")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (the log file is still written)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: one line per epoch and run on stderr instead (the log file is still written)")
+    _add_overrides(p)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("evaluate", help="evaluate trained runs and write results/<suite>/metrics/<run>.json")
@@ -233,6 +306,14 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, choices=["best", "last"],
                    help="which checkpoint to evaluate (default: the experiment's evaluate.checkpoint; best: by "
                         "validation metric during training, last: the final epoch)")
+    p.add_argument("--corruptions", nargs="+", default=None, type=_corruption_spec, metavar="SPEC",
+                   help="also score under sensor corruptions (segmentation; default: the experiment's "
+                        "evaluate.corruptions): modality/name@severity, modality/name (severities 1-5) or a "
+                        "modality (all of its corruptions), e.g. depth/holes@3 rgb/jpeg depth")
+    p.add_argument("--max-samples", type=_positive_int, default=None, metavar="N",
+                   help="score the first N validation images only (a smoke check; the metrics JSON says so)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar over the validation batches")
+    _add_overrides(p)
     p.set_defaults(func=cmd_evaluate)
 
     prepare = verbs.add_parser("prepare", help="write a dataset in the on-disk layout the loaders read")

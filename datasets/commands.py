@@ -29,7 +29,8 @@ from asymfusion.datasets.fetch import (
 )
 from asymfusion.datasets.formats import TRANSLATION_DOMAINS
 
-__all__ = ["add_fetch_parser", "add_prepare_parsers", "add_standins_parser", "cmd_fetch", "cmd_prepare", "cmd_standins"]
+__all__ = ["add_fetch_parser", "add_prepare_parsers", "add_standins_parser", "cmd_fetch", "cmd_prepare",
+           "cmd_prepare_hha", "cmd_standins"]
 
 DATA_DIR_HELP = f"data directory (default: ${DATA_ENV}, else ./data)"
 # Options that apply to one source only: (option dest, its source, its default).
@@ -169,6 +170,21 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_hha(args: argparse.Namespace) -> int:
+    from asymfusion.datasets.prepare.hha import write_hha_layout
+
+    if args.camera == "cityscapes" and args.raw is None:
+        args.hha_parser.error("--camera cityscapes reads each frame's camera json: give --raw <data>/raw/cityscapes")
+    if not (Path(args.layout) / "train.txt").is_file():
+        args.hha_parser.error(f"--layout {args.layout}: no train.txt there (a layout written by `prepare`)")
+
+    summary = write_hha_layout(args.layout, args.out, camera=args.camera, depth_scale=args.depth_scale,
+                               raw=args.raw, workers=args.workers, progress_bar=not args.no_progress)
+    print(f"wrote {summary['frames']} HHA images to {args.out} in {summary['seconds']} s "
+          f"({summary['seconds_per_frame_hha']} s per frame for the encoding)")
+    return 0
+
+
 def _common_prepare_options(p: argparse.ArgumentParser, source: str) -> None:
     p.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
     p.add_argument("--raw", default=None, metavar="DIR",
@@ -203,6 +219,39 @@ def add_prepare_parsers(prepare_sources: argparse._SubParsersAction) -> None:
                                           "(default: all eight)")
     p.add_argument("--link", choices=["hardlink", "symlink", "copy"], default="hardlink",
                    help="how files get into the layout (default: hardlink, a copy across file systems)")
+
+    from asymfusion.datasets.prepare.hha import CAMERAS
+
+    p = prepare_sources.add_parser(
+        "hha", help="a segmentation layout's depth -> HHA images (Gupta et al. 2014) for data.depth_encoding: hha",
+        description="Writes <out>/NNNNNN.png (disparity, height above the floor, angle with gravity) for every "
+                    "frame of a prepared segmentation layout, and <out>/hha.json with each frame's camera. "
+                    "The pipeline's hha-<dataset> stage runs it for every dataset an experiment reads as HHA.")
+    p.add_argument("--layout", required=True, metavar="DIR", help="the prepared segmentation layout (train.txt, "
+                   "val.txt, depth/)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced only once complete)")
+    p.add_argument("--camera", required=True, choices=CAMERAS,
+                   help="where each frame's intrinsics come from: the NYU Kinect, the Cityscapes camera json "
+                        "files (--raw), or the procedural renderer's own camera")
+    p.add_argument("--depth-scale", type=_positive_float, required=True, metavar="S",
+                   help="depth PNG value = metres x S (the dataset's depth_scale: 5000 NYUDv2/synthetic, 256 "
+                        "Cityscapes)")
+    p.add_argument("--raw", default=None, metavar="DIR", help="Cityscapes only: the raw folder with camera/")
+    p.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="{1..64}",
+                   help="processes (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_prepare_hha, source="hha", hha_parser=p)
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -91,6 +91,9 @@ class DataConfig(Strict):
                                 "rebuilt each epoch, so it pays off with num_workers 0")
     train_transforms: TransformConfig = TransformConfig()
     val_transforms: TransformConfig = TransformConfig()
+    depth_encoding: Literal["raw", "disparity", "hha"] = Field(
+        "raw", description="segmentation depth input: raw metres, disparity (1/m) or HHA (Gupta et al. 2014, written "
+                           "by `asymfusion prepare hha`; datasets/depth_encoding.py)")
 
     @model_validator(mode="after")
     def _unique_modalities(self) -> "DataConfig":

@@ -242,3 +242,4 @@ def depth_missing(x, severity, rng, sample):
     out = x.copy()
     out[_missing_mask(x.shape[:2], severity, rng)] = 0.0
     return out
+

@@ -2,7 +2,9 @@
 
 Per-modality normalisation follows the official AsymFusion/CEN code: RGB uses ImageNet mean/std; depth PNGs are
 multiplied by 1/depth_scale (1/5000 for NYUDv2, as the official code), i.e. the network sees metres, with 0 where
-the sensor had no measurement.
+the sensor had no measurement - or, with `depth_encoding`, disparity or HHA (datasets/depth_encoding.py). An
+evaluation under corruption (benchmark/engine/robustness.py `CorruptedView`) corrupts `load_raw`'s sample in physical
+units and hands it to `sample`, so the depth is encoded and normalised after the corruption.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from asymfusion.datasets.config import SEGMENTATION_MODALITIES, TransformConfig
+from asymfusion.datasets.depth_encoding import (DEPTH_ENCODINGS, ENCODING_NOTES, HhaFrames, IMAGENET_MEAN,
+                                                IMAGENET_STD, encode_depth_input)
 from asymfusion.datasets.formats import (
     DEPTH_SCALE,
     IGNORE_INDEX,
@@ -25,8 +29,6 @@ from asymfusion.datasets.formats import (
 )
 from asymfusion.datasets.transforms import NEAREST_KEYS, JointTransform, sample_generator
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 COLUMN = {"rgb": 0, "target": 1, "depth": 2}
 
 
@@ -36,16 +38,18 @@ class SegmentationDataset(Dataset):
     task = "segmentation"
 
     @classmethod
-    def from_config(cls, dataset, root, data, split: str, transform, seed: int) -> "SegmentationDataset":
+    def from_config(cls, dataset, root, data, split: str, transform, seed: int, hha_root=None
+                    ) -> "SegmentationDataset":
         """The loader of an experiment's data section over one split (what `build_dataset` returns)."""
         return cls(root, split, data.modalities, dataset.num_classes, transform, seed=seed,
-                   depth_scale=dataset.depth_scale, cache_decoded=data.cache_decoded)
+                   depth_scale=dataset.depth_scale, cache_decoded=data.cache_decoded,
+                   depth_encoding=data.depth_encoding, hha_root=hha_root)
 
     @staticmethod
-    def encodings(dataset, modalities: Sequence[str]) -> dict[str, str]:
+    def encodings(dataset, modalities: Sequence[str], depth_encoding: str = "raw") -> dict[str, str]:
         """What the network sees of each input modality (recorded in every result's protocol)."""
         known = {"rgb": "8-bit RGB / 255, ImageNet mean/std",
-                 "depth": f"depth in metres (16-bit PNG / {dataset.depth_scale:g}), 0 where not measured"}
+                 "depth": ENCODING_NOTES[depth_encoding].format(scale=dataset.depth_scale)}
         return {m: known[m] for m in modalities}
 
     @classmethod
@@ -64,8 +68,17 @@ class SegmentationDataset(Dataset):
         seed: int = 0,
         depth_scale: float = DEPTH_SCALE,
         cache_decoded: bool = False,
+        depth_encoding: str = "raw",
+        hha_root: str | Path | None = None,
     ) -> None:
         self.root = Path(root)
+        if depth_encoding not in DEPTH_ENCODINGS:
+            raise ValueError(f"unknown depth encoding {depth_encoding!r}; allowed: {', '.join(DEPTH_ENCODINGS)}")
+        self.depth_encoding = depth_encoding
+        uses_hha = depth_encoding == "hha" and "depth" in modalities
+        if uses_hha and hha_root is None:
+            raise ValueError("depth_encoding 'hha' needs hha_root (the folder `asymfusion prepare hha` wrote)")
+        self.hha = HhaFrames(hha_root) if uses_hha else None
         self._decoded: dict[int, dict[str, np.ndarray]] | None = {} if cache_decoded else None
         self.depth_scale = depth_scale
         self.split = split
@@ -114,6 +127,8 @@ class SegmentationDataset(Dataset):
                 if array.ndim != 2 or array.dtype != np.uint16:
                     raise DataFormatError(f"{path}: expected a single-channel uint16 depth PNG, got {array.dtype} {array.shape}")
                 array = array.astype(np.float32) / self.depth_scale
+                if self.hha is not None:
+                    out["hha"] = self.hha.read(self.rows[index][COLUMN["depth"]], array.shape)
             else:
                 if array.ndim != 2:
                     raise DataFormatError(f"{path}: expected a single-channel label PNG, got shape {array.shape}")
@@ -132,13 +147,17 @@ class SegmentationDataset(Dataset):
         return out
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        raw = self.load_raw(index)
+        return self.sample(self.load_raw(index), index)
+
+    def sample(self, raw: dict[str, np.ndarray], index: int) -> dict[str, torch.Tensor]:
+        """The network's tensors from a decoded sample in physical units (`load_raw`, or a corrupted copy of it:
+        benchmark/engine/robustness.py `CorruptedView`): depth encoded, RGB normalised, then the joint transform."""
         sample: dict[str, torch.Tensor] = {}
         if "rgb" in raw:
             rgb = (raw["rgb"].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
             sample["rgb"] = torch.from_numpy(rgb.transpose(2, 0, 1).copy())
-        if "depth" in raw:
-            sample["depth"] = torch.from_numpy(raw["depth"])[None]
+        if "depth" in self.modalities:
+            sample["depth"] = torch.from_numpy(encode_depth_input(raw, self.depth_encoding))
         sample["target"] = torch.from_numpy(raw["target"].astype(np.int64))
         if self.transform is not None:
             sample = self.transform(sample, sample_generator(self.seed, self.epoch, index))

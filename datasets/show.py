@@ -6,57 +6,27 @@ from pathlib import Path
 
 import numpy as np
 
-from asymfusion.datasets.config import DatasetConfig
-from asymfusion.datasets.formats import IGNORE_INDEX
 from asymfusion.datasets.build import LOADERS
+from asymfusion.datasets.colours import colorize_depth, colorize_labels, label_palette, to_display
+from asymfusion.datasets.config import DatasetConfig
 from asymfusion.datasets.tasks import data_task
 
-
-def label_palette(num_classes: int) -> np.ndarray:
-    """Distinct colours for class ids (the PASCAL VOC bit-interleaving map); ignore pixels are drawn black."""
-    palette = np.zeros((max(num_classes, 1), 3), dtype=np.uint8)
-    for i in range(len(palette)):
-        c, r, g, b = i + 1, 0, 0, 0
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette[i] = (r, g, b)
-    return palette
+__all__ = ["colorize_depth", "colorize_labels", "label_palette", "scalar_panel", "show_grid", "to_display"]
 
 
-def colorize_labels(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    out = np.zeros((*labels.shape, 3), dtype=np.uint8)
-    valid = labels != IGNORE_INDEX
-    out[valid] = palette[np.clip(labels[valid], 0, len(palette) - 1)]
-    return out
+def scalar_panel(ax, values: np.ndarray, metric_depth: bool):
+    """A one-channel input in colour with its range on a colour bar: depth in metres (0 = missing, drawn black),
+    other domains in their preprocessed [0, 1] units."""
+    import matplotlib.pyplot as plt
 
-
-def colorize_depth(depth: np.ndarray) -> np.ndarray:
-    """Metres -> turbo colours scaled to the image's own range; missing depth (0) is black."""
-    from matplotlib import colormaps
-
-    valid = depth > 0
-    out = np.zeros((*depth.shape, 3), dtype=np.uint8)
-    if valid.any():
-        lo, hi = float(depth[valid].min()), float(depth[valid].max())
-        scaled = (depth - lo) / max(hi - lo, 1e-6)
-        out[valid] = (colormaps["turbo"](scaled[valid])[:, :3] * 255).astype(np.uint8)
-    return out
-
-
-def to_display(key: str, array: np.ndarray, task: str, palette: np.ndarray | None = None) -> np.ndarray:
-    """A decoded sample array as RGB8: labels through the palette, depth in colour, [0, 1] images scaled."""
-    spec = data_task(task)
-    if key in spec.label_keys and palette is not None:
-        return colorize_labels(array, palette)
-    if key in spec.depth_keys:
-        return colorize_depth(array)
-    if array.dtype == np.uint8:
-        return array
-    image = (np.clip(array, 0, 1) * 255).astype(np.uint8)
-    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+    cmap = plt.get_cmap("turbo" if metric_depth else "gray").with_extremes(bad="black")
+    shown = np.ma.masked_where(values <= 0, values) if metric_depth else values
+    valid = values[values > 0] if metric_depth else values
+    lo, hi = (float(valid.min()), float(valid.max())) if valid.size else (0.0, 1.0)
+    image = ax.imshow(shown, cmap=cmap, vmin=lo, vmax=max(hi, lo + 1e-6), interpolation="nearest")
+    bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    bar.ax.tick_params(labelsize=5)
+    bar.set_label("m" if metric_depth else "[0, 1]", fontsize=5)
 
 
 def show_grid(
@@ -79,12 +49,15 @@ def show_grid(
     ds, columns = LOADERS[dataset.task].preview(dataset, root, split, domains)
     palette = label_palette(dataset.num_classes or 1)
     n = min(n, len(ds))
-    fig, axes = plt.subplots(n, len(columns), figsize=(1.6 * len(columns), 1.6 * n + 0.4), squeeze=False)
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.9 * len(columns), 1.6 * n + 0.4), squeeze=False)
     for row in range(n):
         raw = ds.load_raw(row)
         for col, (key, name) in enumerate(columns.items()):
             ax = axes[row][col]
-            ax.imshow(to_display(key, raw[key], dataset.task, palette), interpolation="nearest")
+            if key in spec.depth_keys or (raw[key].ndim == 2 and key not in spec.label_keys):
+                scalar_panel(ax, raw[key], key in spec.depth_keys)  # with a colour bar of its range
+            else:
+                ax.imshow(to_display(key, raw[key], dataset.task, palette), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:

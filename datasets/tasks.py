@@ -27,7 +27,15 @@ class DataTask:
             if m not in self.modalities:
                 raise ValueError(f"modality {m!r} is not one of the {self.name} modalities: "
                                  f"{', '.join(self.modalities)}")
+        if data.depth_encoding != "raw":
+            raise ValueError(f"depth_encoding {data.depth_encoding!r} applies to segmentation depth; {self.name} "
+                             "inputs keep their own encoding (leave it raw)")
 
+    def channels(self, data: DataConfig) -> dict[str, int]:
+        """Channels of each modality as the loader returns it for this data section."""
+        return dict(self.modalities)
+
+    corruptible: ClassVar[bool] = False  # its loader has load_raw/sample: evaluate.corruptions apply (CorruptedView)
     label_keys: ClassVar[tuple[str, ...]] = ()  # sample keys holding class ids (drawn through the palette)
     depth_keys: ClassVar[tuple[str, ...]] = ()  # sample keys holding metric depth (drawn with a colour map)
 
@@ -46,6 +54,7 @@ def data_task(name: str) -> DataTask:
 @DATA_TASKS.register("segmentation")
 class SegmentationData(DataTask):
     modalities = {"rgb": 3, "depth": 1}
+    corruptible = True
     label_keys = ("target",)
     depth_keys = ("depth",)
 
@@ -54,9 +63,18 @@ class SegmentationData(DataTask):
             raise ValueError("a segmentation dataset needs num_classes")
 
     def check_data(self, data, dataset):
-        super().check_data(data, dataset)
+        for m in data.modalities:
+            if m not in self.modalities:
+                raise ValueError(f"modality {m!r} is not one of the {self.name} modalities: "
+                                 f"{', '.join(self.modalities)}")
         if data.target is not None:
             raise ValueError("target applies to translation only (segmentation targets are the masks)")
+        if data.depth_encoding != "raw" and "depth" not in data.modalities:
+            raise ValueError(f"depth_encoding {data.depth_encoding!r} needs the depth modality, which this "
+                             f"experiment does not use (modalities: {data.modalities})")
+
+    def channels(self, data):
+        return {**self.modalities, "depth": 3 if data.depth_encoding == "hha" else 1}
 
     def legend(self, dataset):
         return list(dataset.class_names or [])

@@ -53,12 +53,13 @@ class TranslationDataset(Dataset):
                "principal_curvature")
 
     @classmethod
-    def from_config(cls, dataset, root, data, split: str, transform, seed: int) -> "TranslationDataset":
+    def from_config(cls, dataset, root, data, split: str, transform, seed: int, hha_root=None
+                    ) -> "TranslationDataset":
         """The loader of an experiment's data section over one split (what `build_dataset` returns)."""
         return cls(root, split, data.modalities, data.target, transform, seed=seed, cache_decoded=data.cache_decoded)
 
     @staticmethod
-    def encodings(dataset, modalities: Sequence[str]) -> dict[str, str]:
+    def encodings(dataset, modalities: Sequence[str], depth_encoding: str = "raw") -> dict[str, str]:
         """What the network sees of each input modality (recorded in every result's protocol): CEN's preprocessing."""
         def encoding(domain: str) -> str:
             if domain in LOG_DOMAINS:

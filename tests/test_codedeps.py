@@ -89,3 +89,20 @@ def test_imports_inside_functions_count_and_type_checking_imports_do_not(tmp_pat
 def test_an_unknown_method_is_named() -> None:
     with pytest.raises(ValueError, match="no file under models/fusion/ registers fusion method 'nope'"):
         method_file("nope")
+
+
+def test_docstring_comment_and_layout_edits_keep_the_fingerprint_and_code_edits_change_it(tmp_path: Path) -> None:
+    from asymfusion.benchmark.engine.codedeps import fingerprint
+
+    source = ('"""Module doc."""\n\n\nclass A:\n    """Class doc."""\n\n    def f(self, x):\n'
+              '        """Method doc."""\n        return x + 1  # one\n')
+    (tmp_path / "m.py").write_text(source)
+    before = fingerprint(["m.py"], tmp_path)
+    (tmp_path / "m.py").write_text(source.replace("Module doc.", "Reworded.").replace("# one", "# two")
+                                   .replace("Method doc.", "Other words.\n\n        More.")
+                                   .replace("return x + 1", "return (x\n                + 1)"))
+    assert fingerprint(["m.py"], tmp_path) == before
+    (tmp_path / "m.py").write_text(source.replace("x + 1", "x + 2"))
+    changed = fingerprint(["m.py"], tmp_path)
+    (tmp_path / "m.py").write_text(source.replace('        """Method doc."""\n', '        "a string"\n        "b"\n'))
+    assert changed != before and fingerprint(["m.py"], tmp_path) != before  # a second string is code

@@ -77,7 +77,11 @@ def test_smoke_suite_follows_edits_through_dvc(tmp_path: Path) -> None:
 
     # 4. Code: the task module that picks best.pt retrains everything; a new method file plus experiment runs only it.
     metrics_py = clone.root / "benchmark" / "tasks" / "segmentation.py"  # main metric and direction: picks best.pt
-    metrics_py.write_text(metrics_py.read_text() + "\n# an edit to the code that decides best.pt\n")
+    original = metrics_py.read_text()
+    metrics_py.write_text(original + "\n# a comment only: documentation edits rerun nothing\n")
+    clone.dvc("repro", "specs")
+    assert clone.changed() == set()
+    metrics_py.write_text(original + "\nEDITED = True  # an edit to the code that decides best.pt\n")
     clone.dvc("repro", "specs")
     assert {f"train-{n}" for n in SMOKE} <= clone.changed()
     clone.run("git", "checkout", "--", "benchmark/tasks/segmentation.py")

@@ -113,7 +113,7 @@ def _dvc_set_param(path: Path, override: str) -> list[str]:
     ("experiments.smoke-msbn.model.method=late", ["-", "+"]),
     ("recipes.quick-seg.optimiser.lr_encoder=0.03", ["-", "+"]),
     ("experiments.quick-af-stages-12.model.fusion.stages=[1,3]", ["-", "+"]),
-    ("++experiments.quick-msbn.optimiser.lr_decoder=0.01", ["-", "+", "+"]),  # the flow mapping wraps once
+    ("++experiments.quick-cmx.optimiser.lr_decoder=0.01", ["-", "+", "+"]),  # the flow mapping wraps once
 ])
 def test_dvc_set_param_changes_only_the_line_it_sets(tmp_path: Path, override: str, expected: list[str]) -> None:
     path = tmp_path / "params.yaml"

@@ -14,7 +14,7 @@ from tests.engine_helpers import REPO
 
 # What the rehearsal may change in a run's resolved configuration; everything else must equal the paper run's.
 CHANGED = {("run",), ("experiment",), ("suite",), ("results_dir",), ("checkpoint_dir",), ("dataset_name",),
-           ("dataset", "root"), ("dataset_root",), ("data", "dataset"), ("train", "epochs"),
+           ("dataset", "root"), ("dataset_root",), ("hha_root",), ("data", "dataset"), ("train", "epochs"),
            ("train", "max_steps_per_epoch"), ("train", "device"), ("train", "amp"), ("train", "eval_every"),
            ("model", "pretrained_file"), ("evaluate", "fid_features")}
 

@@ -162,3 +162,55 @@ def test_training_curves_skip_epochs_without_validation(tmp_path: Path, monkeypa
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
     assert curves(table, groups, tmp_path / "c.png") is not None
     assert captured == {"x": [2, 4], "y": [20.0, 30.0]}
+
+
+def test_curves_and_the_training_state_read_every_validated_epoch_not_the_evaluated_checkpoints(
+        tmp_path: Path) -> None:
+    from asymfusion.benchmark.report.plots import curves, still_improving
+
+    history_dir = tmp_path / "history"
+    history_dir.mkdir()
+    rising = [{"epoch": e, "val_ensemble_miou": 10.0 * e} for e in (2, 4, 6)]
+    peaked = [{"epoch": 2, "val_ensemble_miou": 30.0}, {"epoch": 4, "val_ensemble_miou": 20.0},
+              {"epoch": 6, "val_ensemble_miou": 25.0}]
+    groups = {}
+    for exp, rows in (("exp-a", rising), ("exp-b", peaked)):
+        groups[exp] = []
+        for seed in range(2):
+            (history_dir / f"{exp}-s{seed}.val.json").write_text(json.dumps(rows))
+            # the record's history stops at its best.pt, as evaluate writes it
+            groups[exp].append({**_record(exp, seed, 50.0), "history": rows[: 1 + int(np.argmax(
+                [r["val_ensemble_miou"] for r in rows]))]})
+    table = TableConfig(name="t", title="t", kind="segmentation", rows={"exp-a": "A", "exp-b": "B"})
+    assert still_improving(table, groups, history_dir) == ["A"]
+    from asymfusion.benchmark.report.plots import _validation_history
+
+    assert len(_validation_history(groups["exp-b"][0], history_dir)) == 3  # B's curve goes on past its best
+    assert len(_validation_history(groups["exp-b"][0], None)) == 1
+    assert curves(table, groups, tmp_path / "c.png", history_dir) is not None
+
+
+def test_holm_adjusts_each_tables_p_values_and_is_monotone() -> None:
+    from asymfusion.benchmark.report.tables import holm
+
+    # m = 3: 0.01 x 3 = 0.03, 0.02 x 2 = 0.04, 0.04 x 1 = 0.04 (kept monotone)
+    adjusted = holm([0.04, None, 0.01, 0.02])
+    assert adjusted[1] is None
+    assert adjusted[0] == pytest.approx(0.04) and adjusted[2] == pytest.approx(0.03) and adjusted[3] == pytest.approx(0.04)
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_tables_mark_not_applicable_apart_from_not_measured_and_show_holm_p(metrics_dir: Path) -> None:
+    records = load_records(metrics_dir)
+    for r in records["exp-c"]:
+        r["outputs"] = ["ensemble"]  # a method without branches
+        r["metrics"] = {"ensemble": r["metrics"]["ensemble"]}
+    text = render(build_table(TABLE, records), "md")
+    header = text.splitlines()[2]
+    assert "mIoU fused ↑" in header and "p (Holm)" in header
+    row_c = next(line for line in text.splitlines() if line.startswith("| C |"))
+    assert "n/a" in row_c  # no rgb/depth branch
+    assert "n/m" in row_c  # never benchmarked: no train img/s
+    assert "Holm-adjusted over the table's 2 tests" in text
+    robustness = TableConfig(name="r", title="R", kind="robustness", rows={"exp-a": "A"})
+    assert "Welch" not in render(build_table(robustness, records), "md")  # no p column, no p footnote

@@ -270,3 +270,15 @@ def test_a_worker_killed_mid_trial_does_not_fail_a_study_its_peer_finished(tmp_p
     killed = [t for t in trials if t.user_attrs.get("worker_pid") == victim and t.state == TrialState.FAIL]
     assert len(killed) == 1, [(t.number, t.state, t.user_attrs.get("worker_pid")) for t in trials]
     assert "killed by SIGKILL" in (tmp_path / "tune.log").read_text()
+
+
+def test_each_finished_trial_prints_its_rank_out_of_n_and_the_best_so_far() -> None:
+    from asymfusion.benchmark.tune.study import trial_line
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", direction="maximize")
+    lines = []
+    study.optimize(lambda t: t.suggest_float("lr", 0.1, 0.1) * 100 + t.number,
+                   n_trials=2, callbacks=[lambda s, t: lines.append(trial_line(s, t, 5))])
+    assert lines[0] == "s: trial 1/5 complete (#0, value 10; lr=0.1); best so far: trial 0, 10"
+    assert lines[1] == "s: trial 2/5 complete (#1, value 11; lr=0.1); best so far: trial 1, 11"

@@ -4,6 +4,7 @@ resolution, so that all errors surface before any work starts."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import ValidationError
@@ -17,6 +18,9 @@ from asymfusion.benchmark.config.tuning_checks import check_tuning
 from asymfusion.benchmark.errors import ConfigError
 from asymfusion.benchmark.tasks import TASKS, get_task
 from asymfusion.datasets.config import check_data_against_dataset
+
+if TYPE_CHECKING:
+    from asymfusion.benchmark.config.overrides import Overrides
 
 
 class DuplicateKey(ValueError):
@@ -38,8 +42,9 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Parse and validate params.yaml, including every experiment's resolution (so errors surface at once)."""
+def load_params(path: str | Path = "params.yaml", overrides: "Overrides | None" = None) -> Params:
+    """Parse and validate params.yaml, including every experiment's resolution (so errors surface at once);
+    `overrides`: one experiment's `--set` edits, applied after its bases merge (benchmark/config/overrides.py)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
@@ -58,6 +63,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = resolve_experiments(raw, str(path))
     except InheritanceError as exc:
         raise ConfigError(str(exc)) from None
+    if overrides is not None:
+        from asymfusion.benchmark.config.overrides import apply_overrides
+
+        try:
+            raw = apply_overrides(raw, overrides, str(path))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     try:
         raw = derive_rehearsal(raw)
     except ValidationError as exc:
@@ -68,7 +80,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         params = Params.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, Params, str(path))) from None
-    params = params.model_copy(update={"source": path})
+    params = params.model_copy(update={"source": path, "overrides": {overrides.experiment: list(overrides.sets)}
+                                       if overrides is not None else {}})
     for name, exp in params.experiments.items():
         if exp.suite not in params.suites:
             raise ConfigError(_bad(path, f"experiments.{name}.suite", exp.suite, list(params.suites)))

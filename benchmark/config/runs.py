@@ -12,7 +12,7 @@ from asymfusion.benchmark.config.messages import format_validation_error
 from asymfusion.benchmark.config.schema import Params, RunConfig
 from asymfusion.benchmark.errors import ConfigError
 from asymfusion.benchmark.tasks import get_task
-from asymfusion.datasets.config import MODALITY_CHANNELS
+from asymfusion.datasets.tasks import data_task
 from asymfusion.models.config import ModelConfig
 
 RUN_RE = re.compile(r"^(?P<experiment>.+)-s(?P<seed>\d+)$")
@@ -46,6 +46,15 @@ def resolve_run(params: Params, run: str) -> RunConfig:
         raise ConfigError(f"unknown run {run!r}: expected <experiment>-s<seed>, one of: {known}")
     exp = params.experiments[experiment]
     suite = params.suites[exp.suite]
+    task = params.datasets[exp.data.dataset].task
+    if exp.evaluate.corruptions and not data_task(task).corruptible:
+        raise ConfigError(f"{params.source}: experiments.{experiment}.evaluate.corruptions: the {task} loader applies "
+                          "no corruptions (segmentation does); remove the key")
+    for spec in exp.evaluate.corruptions:
+        modality = spec.split("/")[0].split("@")[0]
+        if modality not in exp.data.modalities:
+            raise ConfigError(f"{params.source}: experiments.{experiment}.evaluate.corruptions: {spec!r} corrupts "
+                              f"{modality!r}, which is not an input of this experiment ({exp.data.modalities})")
     seeds = exp.seeds if exp.seeds is not None else suite.seeds
     if seed is None:
         seed = seeds[0]
@@ -62,6 +71,8 @@ def resolve_run(params: Params, run: str) -> RunConfig:
         dataset_name=exp.data.dataset,
         dataset=params.datasets[exp.data.dataset],
         dataset_root=params.dataset_root(exp.data.dataset),
+        hha_root=params.hha_root(exp.data.dataset),
+        overrides=params.overrides.get(experiment, []),
         data=exp.data,
         model=_build_model_config(params, experiment, params.source),
         optimiser=exp.optimiser,
@@ -81,7 +92,7 @@ def _build_model_config(params: Params, experiment: str, path: Path | None) -> A
         raise ConfigError(
             f"{path}: {where}: {', '.join(sorted(clash))} are derived from the data section; remove them"
         )
-    channels = MODALITY_CHANNELS[dataset.task]
+    channels = data_task(dataset.task).channels(exp.data)
     section = dict(exp.model)
     section.update(
         task=dataset.task,

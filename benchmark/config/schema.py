@@ -85,6 +85,9 @@ class TrainConfig(Strict):
     l1_weight: float = Field(100.0, ge=0, description="translation: weight of L1 beside the GAN loss")
     eval_every: int = Field(1, ge=1, description="validate every N epochs")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap steps per epoch (smoke tests)")
+    modality_dropout: float = Field(0.0, ge=0, lt=1, description="probability that a training sample has one of its "
+                                    "modalities (chosen uniformly) zeroed, as evaluate's missing-modality input; any "
+                                    "method (benchmark/engine/step.py drop_modalities)")
 
 
 class EvalConfig(Strict):
@@ -110,6 +113,23 @@ class EvalConfig(Strict):
     kid_subset_size: int = Field(1000, ge=2, description="KID subset size, capped at the sample count (CEN)")
     threads: int | None = Field(None, ge=1, le=256, description="torch intra-op threads for evaluation (None: torch's "
                                 "default, every core; train.threads is meant for seeds trained side by side)")
+    corruptions: list[str] = Field(
+        [], description="segmentation: also score the model under these sensor corruptions (datasets/corruptions.py), "
+                        "e.g. depth/holes@3, depth/holes (severities 1-5), depth or rgb (all of a modality)")
+    corruption_samples: int | None = Field(None, ge=1, description="score corruptions on the first N validation "
+                                           "images only (None: all; the clean scores always use all)")
+    corruption_seed: int = Field(0, ge=0, description="seed of the corruptions' random draws (the same for every "
+                                 "method, so their scores compare)")
+
+    @field_validator("corruptions")
+    @classmethod
+    def _known_corruptions(cls, value: list[str]) -> list[str]:
+        from asymfusion.datasets.corruptions import parse_corruption
+
+        keys = [c.key for spec in value for c in parse_corruption(spec)]  # raises naming the registered ones
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"corruptions {value} name some corruption twice")
+        return value
 
 
 class ExperimentConfig(Strict):
@@ -156,7 +176,9 @@ class TableConfig(Strict):
     name: str = Field(description="file stem under results/<suite>/tables/")
     title: str = Field(description="caption")
     kind: str = Field(description="a task's name (its own columns: segmentation per-branch and fused mIoU + cost; "
-                      "translation L1/PSNR/SSIM/FID/KID), or robustness: the main metric with each modality blanked")
+                      "translation L1/PSNR/SSIM/FID/KID), robustness: the main metric with each modality blanked, "
+                      "or corruptions: clean vs under sensor corruption, relative robustness and mCE vs the first "
+                      "baseline (benchmark/report/robustness.py)")
     rows: dict[str, str] = Field(min_length=1, description="experiment name -> row label, in display order")
     baselines: list[str] = Field(default_factory=list, description="rows the significance test compares against")
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the Welch t-test mark")
@@ -164,7 +186,7 @@ class TableConfig(Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        allowed = [*TASKS.names(), "robustness"]
+        allowed = [*TASKS.names(), "robustness", "corruptions"]
         if value not in allowed:
             raise ValueError(f"unknown table kind {value!r}; allowed: {', '.join(allowed)}")
         return value
@@ -213,6 +235,7 @@ class Params(Strict):
     rehearsal: RehearsalConfig | None = Field(None, description="the rehearsal of a suite on stand-in data "
                                               "(benchmark/config/rehearsal.py, docs/paper-suite.md)")
     source: Path | None = Field(None, exclude=True)
+    overrides: dict[str, list[str]] = Field(default_factory=dict, exclude=True)  # experiment -> its --set edits
 
     def data_dir(self) -> Path:
         return Path(os.environ.get(DATA_ENV) or self.paths.data)
@@ -223,6 +246,12 @@ class Params(Strict):
 
     def dataset_root(self, name: str) -> Path:
         return self.data_path(self.datasets[name].root)
+
+    def hha_root(self, name: str) -> Path:
+        """Where `asymfusion prepare hha` writes a dataset's HHA images: `<data>/hha/<root>`, beside, never inside,
+        the prepared layout (a separate DVC output: adding HHA never changes the runs trained on raw depth)."""
+        root = Path(self.datasets[name].root)
+        return self.data_dir() / "hha" / (root.relative_to(root.anchor) if root.is_absolute() else root)
 
 
 class RunConfig(BaseModel):
@@ -240,6 +269,8 @@ class RunConfig(BaseModel):
     dataset_name: str
     dataset: DatasetConfig
     dataset_root: Path
+    hha_root: Path
+    overrides: list[str] = []  # the --set edits of a try (benchmark/config/overrides.py)
     data: DataConfig
     model: Any  # asymfusion.models.ModelConfig
     optimiser: OptimiserConfig
@@ -260,6 +291,7 @@ class RunConfig(BaseModel):
         return self._hash(exclude=("evaluate",))
 
     def _hash(self, exclude: tuple[str, ...]) -> str:
-        location = ("run", "results_dir", "checkpoint_dir", "dataset_root", "inception_weights")
+        location = ("run", "results_dir", "checkpoint_dir", "dataset_root", "hha_root", "inception_weights",
+                    "overrides")  # overrides: what they change is in the sections themselves
         payload = {k: v for k, v in self.to_dict().items() if k not in location + exclude}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

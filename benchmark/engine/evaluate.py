@@ -25,6 +25,7 @@ from asymfusion.benchmark.engine.metrics import (STANDIN_NOTE, DistributionMetri
                                                 inception_extractor, not_computed)
 from asymfusion.benchmark.engine.protocol import protocol_record
 from asymfusion.benchmark.engine.qualitative import qualitative_grid
+from asymfusion.benchmark.engine.robustness import corruption_scores
 from asymfusion.benchmark.engine.modelcheck import check_model_builds
 from asymfusion.benchmark.engine.runtime import Runtime, cpu_model, seed_everything, setup_runtime
 from asymfusion.benchmark.engine.train import ShardSampler, validate
@@ -149,8 +150,14 @@ def _distribution_metrics(cfg: RunConfig, keys: list[str], n: int,
     return DistributionMetrics(keys, extractor, n, cfg.evaluate.kid_subsets, cfg.evaluate.kid_subset_size), {}
 
 
-def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoint: str = ckpt.BEST) -> dict[str, Any]:
-    """Evaluate the run's best checkpoint on the validation split and write `results/<suite>/metrics/<run>.json`."""
+def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoint: str = ckpt.BEST,
+                 corruptions: list[str] | None = None, max_samples: int | None = None,
+                 progress: bool = False) -> dict[str, Any]:
+    """Evaluate the run's best checkpoint on the validation split and write `results/<suite>/metrics/<run>.json`.
+
+    `corruptions` (default: evaluate.corruptions) adds scores under sensor corruptions (benchmark/engine/robustness.py);
+    `max_samples` scores the first N validation images only (a smoke check: the record's protocol says how many);
+    `progress`: a bar with an ETA over the clean pass."""
     from asymfusion.models import build_model
 
     check_model_builds(cfg.model, f"experiments.{cfg.experiment}.model")
@@ -170,8 +177,10 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     model.eval()
     if cfg.train.channels_last:  # as trained: validate() feeds channels_last inputs too
         model = model.to(memory_format=torch.channels_last)
-    dataset = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed)
-    loader = DataLoader(dataset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(len(dataset), runtime),
+    dataset = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed,
+                             hha_root=cfg.hha_root)
+    n_samples = len(dataset) if max_samples is None else min(max_samples, len(dataset))
+    loader = DataLoader(dataset, batch_size=cfg.data.val_batch_size, sampler=ShardSampler(n_samples, runtime),
                         num_workers=cfg.data.num_workers)
     keys = list(model.output_names)
     task = cfg.dataset.task
@@ -180,10 +189,11 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         evaluated = TestTimeAugment(model, cfg.evaluate.scales, cfg.evaluate.flip, NEAREST_KEYS)
 
     started = time.perf_counter()
-    distribution, distribution_note = _distribution_metrics(cfg, keys, len(dataset), extractor)
+    distribution, distribution_note = _distribution_metrics(cfg, keys, n_samples, extractor)
     metrics = OutputMetrics(task, keys, cfg.dataset.num_classes, distribution)
     with logits_resize(cfg.evaluate.logits_resize):
-        results = validate(evaluated, loader, cfg, runtime, metrics)
+        results = validate(evaluated, loader, cfg, runtime, metrics,
+                           progress=f"{cfg.run} {checkpoint}" if progress else None)
     eval_seconds = time.perf_counter() - started
     for row in results.values():
         if "features" in distribution_note:  # computed, with stand-in features: said beside the numbers
@@ -191,13 +201,17 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         elif distribution_note:
             row["fid"] = row["kid_x100"] = distribution_note
 
-    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=False, seed=cfg.seed)
+    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=False, seed=cfg.seed,
+                             hha_root=cfg.hha_root)
     means = modality_means(train_ds, cfg.data.modalities) if cfg.evaluate.blank == "mean" else {}
     robustness = {}
     for m in cfg.data.modalities:
         with logits_resize(cfg.evaluate.logits_resize):
             blanked = validate(Blank(evaluated, m, means.get(m)), loader, cfg, runtime, keys)
         robustness[m] = {k: {n: v for n, v in row.items() if isinstance(v, float)} for k, row in blanked.items()}
+
+    specs = cfg.evaluate.corruptions if corruptions is None else corruptions
+    corrupted = corruption_scores(evaluated, dataset, cfg, runtime, keys, specs, n_samples) if specs else None
 
     sample = {k: v[None].to(runtime.device) for k, v in dataset[0].items() if k in cfg.data.modalities}
     history = state["history"]
@@ -213,7 +227,9 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
         "checkpoint": {"file": checkpoint, "epoch": state["epoch"], "best": state["best"], "metric": state["metric"]},
         "outputs": keys, "metrics": results, "diagnostics": model.diagnostics(),
         "robustness": {"blank": cfg.evaluate.blank, "blanked": robustness},
-        "protocol": protocol_record(cfg, runtime, state, checkpoint, len(dataset), input_size),
+        "corruptions": corrupted,
+        "protocol": protocol_record(cfg, runtime, state, checkpoint, n_samples, input_size),
+        "overrides": cfg.overrides,
         "timings": {"train_seconds": sum(r["seconds"] for r in history),
                     "train_images_per_s": history[-1]["images_per_s"] if history else None,
                     "eval_seconds": eval_seconds},
@@ -222,7 +238,8 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     if runtime.is_main:
         grid = qualitative_grid(model, dataset, keys, task, runtime.device,
                                 cfg.results_dir / "plots" / "qualitative" / f"{cfg.run}.png",
-                                n=cfg.evaluate.grid_samples, num_classes=cfg.dataset.num_classes, title=cfg.run)
+                                n=cfg.evaluate.grid_samples, num_classes=cfg.dataset.num_classes, title=cfg.run,
+                                class_names=cfg.dataset.class_names)
         record["qualitative_grid"] = str(grid) if grid else None
         _write_json(cfg.results_dir / "metrics" / f"{cfg.run}.json", record)
         _write_json(cfg.results_dir / "scores" / f"{cfg.run}.json", headline_scores(record))

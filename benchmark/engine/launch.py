@@ -15,12 +15,16 @@ TRAINER = "asymfusion.benchmark.engine.train"
 
 
 def _train_by_name(params_path: str, run: str, restart: bool, progress: bool,
-                   on_change: str = "refuse") -> tuple[str, list[dict[str, Any]]]:
+                   on_change: str = "refuse", sets: tuple[str, ...] = (), into_suite: bool = False,
+                   events: Any = None) -> tuple[str, list[dict[str, Any]]]:
     from asymfusion.benchmark.config import load_params, resolve_run
+    from asymfusion.benchmark.config.overrides import Overrides
+
     from asymfusion.benchmark.engine.train import train_run
 
-    return run, train_run(resolve_run(load_params(params_path), run), restart=restart, progress=progress,
-                          on_change=on_change)
+    overrides = Overrides.for_run(run, list(sets), into_suite) if sets else None
+    return run, train_run(resolve_run(load_params(params_path, overrides), run), restart=restart, progress=progress,
+                          on_change=on_change, events=events)
 
 
 def worker_context(jobs: int) -> multiprocessing.context.BaseContext | None:
@@ -42,14 +46,37 @@ def worker_context(jobs: int) -> multiprocessing.context.BaseContext | None:
 
 
 def train_many(params_path: str, runs: list[str], *, jobs: int = 1, restart: bool = False,
-               progress: bool = True, on_change: str = "refuse",
+               progress: bool = True, on_change: str = "refuse", sets: tuple[str, ...] = (), into_suite: bool = False,
                context: multiprocessing.context.BaseContext | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Train several runs, `jobs` at a time in separate processes (each sets its own thread count).
+    """Train several runs, `jobs` at a time in separate processes (each sets its own thread count), showing their
+    progress here (benchmark/engine/progress.py `JobsDisplay`: a line per run on a terminal, else epoch lines).
 
-    On 2 cores, two single-threaded small-model trainings side by side beat one two-threaded one.
+    On 2 cores, two single-threaded small-model trainings side by side beat one two-threaded one. The pool is
+    closed and joined, not terminated, so no worker dies holding a semaphore (resource_tracker's "leaked
+    semaphore" warnings).
     """
     if jobs == 1 or len(runs) == 1:
-        return [_train_by_name(params_path, run, restart, progress, on_change) for run in runs]
+        return [_train_by_name(params_path, run, restart, progress, on_change, sets, into_suite) for run in runs]
+    from asymfusion.benchmark.engine.progress import JobsDisplay
+
     context = context or worker_context(jobs)
-    with context.Pool(min(jobs, len(runs))) as pool:
-        return pool.starmap(_train_by_name, [(params_path, run, restart, False, on_change) for run in runs])
+    manager = context.Manager()
+    events = manager.Queue()
+    display = JobsDisplay(runs, live=None if progress else False)
+    pool = context.Pool(min(jobs, len(runs)))
+    try:
+        pending = pool.starmap_async(_train_by_name, [(params_path, run, restart, False, on_change, sets,
+                                                       into_suite, events) for run in runs])
+        while not pending.ready():
+            display.drain(events, timeout=0.5)
+        display.drain(events)
+        results = pending.get()
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+        display.close()
+        manager.shutdown()
+    return results

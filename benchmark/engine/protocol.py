@@ -59,7 +59,7 @@ def protocol_record(cfg: RunConfig, runtime: Runtime, state: dict[str, Any], che
         "val_transforms": cfg.data.val_transforms.model_dump(exclude_defaults=True),
         "scoring": task.scoring.format(logits_resize=cfg.evaluate.logits_resize) + (f"; FID/KID: {STANDIN_NOTE}" if task.distribution_metrics
                                    and cfg.evaluate.fid_features == "standin" else ""),
-        "inputs": input_encodings(cfg.dataset, cfg.data.modalities),
+        "inputs": input_encodings(cfg.dataset, cfg.data.modalities, cfg.data.depth_encoding),
         "pretrained": pretraining(cfg),
         "checkpoint": checkpoint_rule(cfg, checkpoint, state["epoch"]),
         "batch": {"per_device": cfg.data.batch_size, "devices": devices, "effective": cfg.data.batch_size * devices},

@@ -77,3 +77,22 @@ class TrainStep:
         self.optimiser.zero_grad(set_to_none=True)
         if self.critic is not None:
             self.critic.optimiser.zero_grad(set_to_none=True)
+
+
+def drop_modalities(inputs: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Modality dropout (`train.modality_dropout`): each sample, with probability p, has one of its modalities,
+    chosen uniformly, replaced by zeros - what `evaluate` feeds for a missing modality (evaluate.blank: zeros; the
+    normalised RGB mean colour, and depth "not measured") - so a model learns to predict with either input alone.
+    Never more than one modality of a sample; the draws depend only on `generator` (seed, epoch, step, rank)."""
+    names = list(inputs)
+    if p <= 0 or len(names) < 2:
+        return inputs
+    batch = next(iter(inputs.values())).shape[0]
+    dropped = torch.rand(batch, generator=generator) < p
+    which = torch.randint(len(names), (batch,), generator=generator)
+    out = {}
+    for i, name in enumerate(names):
+        keep = ~(dropped & (which == i))
+        x = inputs[name]
+        out[name] = x * keep.to(device=x.device, dtype=x.dtype).view(-1, *([1] * (x.dim() - 1)))
+    return out

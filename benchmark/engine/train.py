@@ -31,14 +31,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
-from tqdm.auto import tqdm
 
 from asymfusion.benchmark.engine import checkpoint as ckpt
 from asymfusion.benchmark.config import ConfigError, RunConfig
 from asymfusion.benchmark.errors import NonFiniteLoss
 from asymfusion.benchmark.engine.metrics import OutputMetrics
 from asymfusion.benchmark.engine.optim import Schedule, make_model_optimiser
-from asymfusion.benchmark.engine.step import TrainStep
+from asymfusion.benchmark.engine.progress import RunProgress
+from asymfusion.benchmark.engine.step import TrainStep, drop_modalities
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.benchmark.engine.modelcheck import check_model_builds
 from asymfusion.benchmark.engine.runtime import (Runtime, hardware, rng_state, seed_everything, set_rng_state,
@@ -63,8 +63,10 @@ class ShardSampler(torch.utils.data.Sampler):
 
 
 def make_loaders(cfg: RunConfig, runtime: Runtime) -> tuple[DataLoader, DataLoader, DistributedSampler]:
-    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=True, seed=cfg.seed)
-    val_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed)
+    train_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=True, seed=cfg.seed,
+                             hha_root=cfg.hha_root)
+    val_ds = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "val", augment=False, seed=cfg.seed,
+                             hha_root=cfg.hha_root)
     sampler = DistributedSampler(train_ds, num_replicas=runtime.world_size, rank=runtime.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)
     common = dict(num_workers=cfg.data.num_workers, pin_memory=runtime.device.type == "cuda")
@@ -95,16 +97,20 @@ def to_device(batch: dict[str, torch.Tensor], runtime: Runtime, channels_last: b
 
 @torch.no_grad()
 def validate(model: nn.Module, loader: DataLoader, cfg: RunConfig, runtime: Runtime,
-             metrics: OutputMetrics | list[str]) -> dict[str, dict[str, Any]]:
+             metrics: OutputMetrics | list[str], progress: str | None = None) -> dict[str, dict[str, Any]]:
     """Metrics of every output over the whole validation set (reduced over ranks by torchmetrics).
 
-    `metrics` is a ready OutputMetrics, or the model's output keys to build the standard one for.
+    `metrics` is a ready OutputMetrics, or the model's output keys to build the standard one for; `progress`: a
+    bar with this description and an ETA over the batches (evaluate on a terminal).
     """
     model.eval()
     if not isinstance(metrics, OutputMetrics):
         metrics = OutputMetrics(cfg.dataset.task, metrics, cfg.dataset.num_classes)
     metrics = metrics.to(runtime.device)
-    for batch in loader:
+    from tqdm.auto import tqdm
+
+    for batch in tqdm(loader, desc=progress, disable=progress is None or not runtime.is_main, leave=False,
+                      mininterval=1.0):
         batch = to_device(batch, runtime, cfg.train.channels_last)
         with autocast(cfg, runtime):
             outputs = model({m: batch[m] for m in cfg.data.modalities})
@@ -126,14 +132,17 @@ def training_code_hash(cfg: RunConfig) -> str:
 
 
 def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, on_change: str = "refuse",
-              on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+              on_epoch_end: Callable[[dict[str, Any]], None] | None = None, events: Any = None
+              ) -> list[dict[str, Any]]:
     """Train (or resume) one run; returns the per-epoch history. Rank 0 writes checkpoints, log and history.
 
     A complete checkpoint of the same configuration and code trains nothing: its history and log are rewritten
     (what a DVC stage that reruns for another reason needs). `on_change` says what a checkpoint of another
     configuration or code means: "refuse" (exit 2; the command line's default) or "restart" (DVC stages).
     `on_epoch_end(row)` sees each epoch's history row (with the validation metrics) after its checkpoint is
-    written; an exception it raises (e.g. optuna.TrialPruned) stops training with everything saved.
+    written; an exception it raises (e.g. optuna.TrialPruned) stops training with everything saved. `progress`:
+    a bar with the run's ETA, else one line per epoch on stderr; `events`: a queue the progress goes to instead
+    (benchmark/engine/progress.py, `--jobs N`).
     """
     from asymfusion.models import build_model
 
@@ -195,6 +204,8 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
     step_fn = TrainStep(task, model, optimiser, cfg.train, critic, scaler, lambda: autocast(cfg, runtime),
                         lambda module: average_gradients(module, runtime), core)
 
+    shown = RunProgress(cfg.run, cfg.train.epochs, steps, start_epoch, bar=progress, queue=events,
+                        enabled=runtime.is_main)
     for epoch in range(start_epoch, cfg.train.epochs):
         if schedule.starts_stage(epoch) and epoch > 0 and cfg.optimiser.schedule == "multistage":
             optimiser = step_fn.optimiser = make_model_optimiser(cfg.optimiser, model, *schedule.base_lrs(epoch))
@@ -204,13 +215,16 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
         if critic is not None:
             critic.train()
         started, seen, loss_sum, aux_sums = time.perf_counter(), 0, 0.0, {}
-        bar = tqdm(total=steps, desc=f"{cfg.run} epoch {epoch + 1}/{cfg.train.epochs}", disable=not (progress and runtime.is_main),
-                   leave=False, mininterval=1.0)
+        shown.start_epoch(epoch)
         for step, batch in enumerate(train_loader):
             if step >= steps:
                 break
             batch = to_device(batch, runtime, cfg.train.channels_last)
             inputs = {m: batch[m] for m in cfg.data.modalities}
+            if cfg.train.modality_dropout:
+                seed = ((cfg.seed * 100_003 + epoch) * 1_000_003 + step) * 1024 + runtime.rank
+                draws = torch.Generator().manual_seed(seed)  # the same draws on a resume
+                inputs = drop_modalities(inputs, cfg.train.modality_dropout, draws)
             try:
                 loss, aux = step_fn(inputs, batch["target"])
             except NonFiniteLoss as error:
@@ -222,9 +236,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
             loss_sum += loss.item()
             for name, value in aux.items():
                 aux_sums[name] = aux_sums.get(name, 0.0) + float(value)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen * runtime.world_size / (time.perf_counter() - started):.1f}")
-        bar.close()
+            shown.step(loss.item(), seen * runtime.world_size / (time.perf_counter() - started))
         seconds = time.perf_counter() - started
         row: dict[str, Any] = {
             "epoch": epoch + 1, "stage": schedule.stage(epoch) + 1, "train_loss": loss_sum / max(1, steps),
@@ -243,6 +255,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
             best = value
         log.info("%s epoch %d/%d loss %.4f %s", cfg.run, epoch + 1, cfg.train.epochs, row["train_loss"],
                  f"val {metric_name} {value:.3f}" if value is not None else "")
+        shown.end_epoch(row, metric_name)
         rngs = _gather_object(rng_state(), runtime)
         if runtime.is_main:
             state = {

@@ -68,7 +68,8 @@ def default_size(cfg: RunConfig) -> Size:
     try:
         from asymfusion.datasets import build_dataset
 
-        sample = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=True, seed=cfg.seed)[0]
+        sample = build_dataset(cfg.dataset, cfg.dataset_root, cfg.data, "train", augment=True, seed=cfg.seed,
+                             hha_root=cfg.hha_root)[0]
         return tuple(sample[cfg.data.modalities[0]].shape[-2:])  # type: ignore[return-value]
     except Exception as error:
         raise ConfigError(f"{cfg.experiment}: no training crop and no readable sample to take the input size from "

@@ -21,6 +21,7 @@ from asymfusion.benchmark.pipeline.stages import (
     SPECS_DIR,
     build_pipeline,
     experiment_runs,
+    hha_stages,
     rehearsal_stages,
     render_pipeline,
     spec_path,
@@ -65,6 +66,9 @@ def stage_specs(params: Params) -> dict[str, dict[str, Any]]:
             datasets = {n: _dump(d) for n, d in params.datasets.items() if n.startswith(REHEARSAL_PREFIX)}
             specs[name] = _spec(kind, {"rehearsal": _dump(params.rehearsal), "cmd": rehearsal[name]["cmd"],
                                        "datasets": datasets})
+        elif kind == "hha":  # the dataset it encodes and the command (camera, depth scale, folders)
+            hha = hha_stages(params)[name]
+            specs[name] = _spec("prepare-hha", {"dataset": _dump(params.datasets[rest]), "cmd": hha["cmd"]})
         elif name == "prepare-synthetic":
             specs[name] = _spec("prepare-synthetic", _dump(params.synthetic))
         elif kind == "fetch":

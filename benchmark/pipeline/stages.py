@@ -80,6 +80,31 @@ def rehearsal_stages(params: Params) -> dict[str, dict[str, Any]]:
     return stages
 
 
+def hha_root(params: Params, dataset: str) -> str:
+    return f"{params.paths.data}/hha/{params.datasets[dataset].root}"
+
+
+def hha_stages(params: Params) -> dict[str, dict[str, Any]]:
+    """`prepare hha` per dataset that an experiment reads with data.depth_encoding: hha, into <data>/hha/<root>."""
+    data = params.paths.data
+    used = sorted({e.data.dataset for e in params.experiments.values()
+                   if e.data.depth_encoding == "hha" and "depth" in e.data.modalities})
+    stages: dict[str, dict[str, Any]] = {}
+    for name in used:
+        dataset = params.datasets[name]
+        layout = f"{data}/{dataset.root}"
+        cmd = (f"asymfusion prepare hha --layout {layout} --out {hha_root(params, name)} --camera {dataset.source} "
+               f"--depth-scale {dataset.depth_scale:g} --no-progress")
+        deps = [layout]
+        if dataset.source == "cityscapes":  # each frame's camera json
+            rehearsed = params.rehearsal is not None and name.startswith(REHEARSAL_PREFIX)
+            raw = f"{data}/{params.rehearsal.data}/raw/cityscapes" if rehearsed else f"{data}/raw/cityscapes"
+            cmd += f" --raw {raw}"
+            deps.append(raw)
+        stages[f"hha-{name}"] = {"cmd": cmd, "deps": deps, "outs": [hha_root(params, name)]}
+    return stages
+
+
 def data_stages(params: Params) -> dict[str, dict[str, Any]]:
     stages: dict[str, dict[str, Any]] = {}
     data = params.paths.data
@@ -96,6 +121,7 @@ def data_stages(params: Params) -> dict[str, dict[str, Any]]:
         stages[f"prepare-{source}"] = {"cmd": f"asymfusion prepare {source}", "deps": [f"{data}/raw/{source}"],
                                        "outs": [f"{data}/{root}"]}
     stages.update(rehearsal_stages(params))
+    stages.update(hha_stages(params))
     if any(_uses_inception(params, e) for e in params.experiments.values()):
         stages["fetch-inception"] = {"cmd": "asymfusion fetch inception", "deps": [],
                                      "outs": [f"{data}/{params.paths.inception_weights}"]}
@@ -124,6 +150,7 @@ def experiment_stages(params: Params, name: str) -> dict[str, dict[str, Any]]:
     train = {
         "cmd": f"asymfusion train {name} --jobs {suite.jobs} --on-change restart --no-progress",
         "deps": [f"{params.paths.data}/{dataset.root}"]
+        + ([hha_root(params, exp.data.dataset)] if exp.data.depth_encoding == "hha" else [])
         + ([str(exp.model["pretrained_file"])] if exp.model.get("pretrained") and exp.model.get("pretrained_file") else []),
         # Checkpoints persist: an interrupted stage resumes, a finished one rewrites its history in seconds, a
         # changed configuration or training code retrains (the old folder moved aside to <run>.old-<time>).
@@ -158,6 +185,7 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
                      _out(f"{results}/tables/perf.csv")],
         }
     perf_files = [f"{results}/perf.json"] if perf else []
+    histories = [m.replace("/metrics/", "/history/").removesuffix(".json") + ".val.json" for m in metrics]
     if suite in params.tables:
         stages[f"tables-{suite}"] = {
             "cmd": f"asymfusion tables --suite {suite}",
@@ -166,10 +194,10 @@ def suite_stages(params: Params, suite: str) -> dict[str, dict[str, Any]]:
         }
         stages[f"plots-{suite}"] = {
             "cmd": f"asymfusion plots --suite {suite}",
-            "deps": list(metrics),
+            "deps": [*metrics, *histories],  # the curves: every validated epoch, not the evaluated checkpoint's
             "outs": [_out(f"{results}/plots/summary")],
         }
-    report_deps = [*metrics, *perf_files] + ([f"{results}/tables/perf.md"] if perf else [])
+    report_deps = [*metrics, *histories, *perf_files] + ([f"{results}/tables/perf.md"] if perf else [])
     if suite in params.tables:
         report_deps += [f"{results}/tables/{t.name}.md" for t in params.tables[suite]] + [f"{results}/plots/summary"]
     report_deps += [f"{results}/plots/qualitative/{run}.png" for name in experiments

@@ -16,6 +16,7 @@ import numpy as np
 
 from asymfusion.benchmark.config import ClaimConfig, Params
 from asymfusion.benchmark.tasks import get_task
+from asymfusion.benchmark.report.plots import still_improving
 from asymfusion.benchmark.report.tables import attach_perf, build_table, load_records, render, welch_p
 
 
@@ -89,6 +90,11 @@ def write_report(params: Params, suite: str) -> Path:
                   f"Files: [`tables/{table.name}.md`](tables/{table.name}.md), `.csv`, `.tex`.", ""]
         for plot in sorted((results / "plots" / "summary").glob(f"*-{table.name}.png")):
             lines += [f"![{plot.stem}]({_relative(plot, results)})", ""]
+        rising = still_improving(table, groups, results / "history")
+        if rising:
+            lines += [f"**Training state:** still improving at the last epoch (best validation at the final "
+                      f"validated epoch and better than the one before, seed mean): {', '.join(rising)}. Longer "
+                      "training would change these rows' numbers.", ""]
     perf = results / "tables" / "perf.md"
     if perf.exists():
         lines += ["## Efficiency (`asymfusion bench`)", "", perf.read_text().strip(), ""]

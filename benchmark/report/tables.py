@@ -40,6 +40,10 @@ def columns_for(kind: Kind, records: list[dict[str, Any]]) -> tuple[list[Column]
     branches: list[str] = []
     for r in records:
         branches += [m for m in r["outputs"] if m != "ensemble" and m not in branches]
+    if kind == "corruptions":
+        from asymfusion.benchmark.report.robustness import corruption_columns
+
+        return corruption_columns(records)
     if kind != "robustness":
         return task.table_columns(branches)
     inputs = sorted({m for r in records for m in r["robustness"]["blanked"]}, key=lambda m: (m != "rgb", m))
@@ -65,6 +69,23 @@ def welch_p(a: list[float], b: list[float]) -> float | None:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values over the tests of one table (None: no test): the i-th smallest of m is
+    multiplied by m - i + 1, then made monotone; controls the chance of any false "†" in the table."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    out: list[float | None] = [None] * len(p_values)
+    running, m = 0.0, len(tested)
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+# Columns whose empty cells mean "not measured" (a benchmark not run for that row, FID/KID not computed); any other
+# empty cell is "not applicable" (e.g. a per-branch mIoU of a method without branches).
+NOT_MEASURED = {"train img/s", "peak MB", "FID", "KID×100"}
+
+
 def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     """One row per experiment: `<col>` mean, `<col> std`, `<col> n`, plus the main metric's p vs the best baseline."""
     missing = [e for e in table.rows if e not in groups]
@@ -72,9 +93,14 @@ def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> 
         raise FileNotFoundError(f"table {table.name!r}: no metric files for {missing} (run their evaluate stages)")
     records = [r for e in table.rows for r in groups[e]]
     tasks = sorted({r["task"] for r in records})
-    if len(tasks) > 1 or (table.kind != "robustness" and tasks != [table.kind]):
+    if len(tasks) > 1 or (table.kind not in ("robustness", "corruptions") and tasks != [table.kind]):
         raise ValueError(f"table {table.name!r} (kind {table.kind}) has rows of task(s) {tasks}: a table holds one "
-                         "task, and its kind is that task's name or 'robustness'")
+                         "task, and its kind is that task's name, 'robustness' or 'corruptions'")
+    if table.kind == "corruptions":
+        bare = [e for e in table.rows if not all((r.get("corruptions") or {}).get("scores") for r in groups[e])]
+        if bare:
+            raise ValueError(f"table {table.name!r} (kind corruptions): {bare} were evaluated without corruptions "
+                             "(set their evaluate.corruptions)")
     columns, main = columns_for(table.kind, records)
     values: dict[str, dict[str, list[float]]] = {}
     rows = []
@@ -91,15 +117,25 @@ def build_table(table: TableConfig, groups: dict[str, list[dict[str, Any]]]) -> 
     frame = pd.DataFrame(rows)
     main_col = next(c for c in columns if c.name == main)
     frame.attrs.update(columns=columns, main=main, alpha=table.alpha, title=table.title, name=table.name,
-                       task=records[0]["task"], protocol=protocol_summary(records))
+                       task=records[0]["task"], protocol=protocol_summary(records), values=values)
     if table.baselines:
         base_means = {b: frame.loc[frame.experiment == b, main].item() for b in table.baselines}
         pick = max if main_col.higher_is_better else min
         best_base = pick(base_means, key=lambda b: base_means[b])
-        frame[f"p vs {table.rows[best_base]}"] = [
-            None if e == best_base else welch_p(values[e][main], values[best_base][main]) for e in frame.experiment
-        ]
+        raw = [None if e == best_base else welch_p(values[e][main], values[best_base][main]) for e in frame.experiment]
+        frame[f"p vs {table.rows[best_base]}"] = raw
+        frame["p (Holm)"] = holm(raw)
         frame.attrs["baseline"] = table.rows[best_base]
+    if table.kind == "corruptions" and table.baselines:  # mCE against the first baseline (ImageNet-C)
+        from asymfusion.benchmark.report.robustness import mce
+
+        reference = table.baselines[0]
+        per_row = mce(groups, list(table.rows), reference)
+        name = f"mCE vs {table.rows[reference]} (%)"
+        frame[name] = [float(np.mean(per_row[e])) if per_row[e] else math.nan for e in frame.experiment]
+        frame[f"{name} std"] = [float(np.std(per_row[e], ddof=1)) if len(per_row[e]) > 1 else math.nan
+                                for e in frame.experiment]
+        frame.attrs["columns"] = [*columns, Column(name, lambda r: None, False, 1.0, 1)]
     return frame
 
 
@@ -153,7 +189,7 @@ def protocol_summary(records: list[dict[str, Any]]) -> str:
 def _cell(frame: pd.DataFrame, i: int, col: Column, bold: bool, latex: bool) -> str:
     mean, std = frame.at[i, col.name], frame.at[i, f"{col.name} std"]
     if isinstance(mean, float) and math.isnan(mean):
-        return "–"
+        return "n/m" if col.name in NOT_MEASURED else "n/a"
     no_spread = col.higher_is_better is None or (isinstance(std, float) and math.isnan(std))
     text = f"{mean:.{col.digits}f}" + ("" if no_spread else
                                        (r" $\pm$ " if latex else " ± ") + f"{std:.{col.digits}f}")
@@ -175,7 +211,9 @@ def render(frame: pd.DataFrame, fmt: Literal["md", "tex"]) -> str:
         if col.higher_is_better is not None and frame[col.name].notna().any():
             best[col.name] = frame[col.name].max() if col.higher_is_better else frame[col.name].min()
     p_col = next((c for c in frame.columns if str(c).startswith("p vs ")), None)
-    header = ["", *[c.name for c in columns], "seeds"] + ([p_col] if p_col else [])
+    arrow = {True: " ↑", False: " ↓", None: ""}
+    header = ["", *[c.name + arrow[c.higher_is_better] for c in columns], "seeds"]
+    header += [p_col, "p (Holm)"] if p_col else []
     lines = []
     for i in frame.index:
         cells = [_escape(str(frame.at[i, "row"])) if latex else str(frame.at[i, "row"])]
@@ -183,19 +221,25 @@ def render(frame: pd.DataFrame, fmt: Literal["md", "tex"]) -> str:
             is_best = col.name in best and math.isclose(frame.at[i, col.name], best[col.name], rel_tol=0, abs_tol=1e-12)
             cells.append(_cell(frame, i, col, is_best, latex))
         cells.append(str(frame.at[i, "seeds"]))
-        if p_col:
-            p = frame.at[i, p_col]
+        for key in ([p_col, "p (Holm)"] if p_col else []):
+            p = frame.at[i, key]
             if p is None or (isinstance(p, float) and math.isnan(p)):
-                cells.append("(best baseline)" if frame.at[i, "row"] == frame.attrs.get("baseline") else "–")
+                cells.append("(best baseline)" if frame.at[i, "row"] == frame.attrs.get("baseline") else "n/a")
             else:
                 cells.append(f"{p:.3f}" + (r"$^\dagger$" if latex and p < frame.attrs["alpha"] else
                                            " †" if p < frame.attrs["alpha"] else ""))
         lines.append(cells)
-    note = (f"Mean ± std over seeds; best in bold. p: two-sided Welch t-test of {frame.attrs['main']} against the best "
-            f"baseline ({frame.attrs.get('baseline', 'none')}); † p < {frame.attrs['alpha']}.")
+    seeds = sorted({int(n) for n in frame["seeds"]})
+    note = (f"Mean ± std over {'/'.join(map(str, seeds))} seeds; best in bold; ↑ higher is better, ↓ lower is better. "
+            "n/a: not applicable (e.g. a per-branch score of a method without branches); n/m: not measured.")
+    if p_col:
+        n_tests = int(frame["p (Holm)"].notna().sum())
+        note += (f" p: two-sided Welch t-test of {frame.attrs['main']} against the best baseline "
+                 f"({frame.attrs['baseline']}); p (Holm): Holm-adjusted over the table's {n_tests} tests (with few "
+                 f"seeds a single raw p < {frame.attrs['alpha']} is weak evidence); † p < {frame.attrs['alpha']}.")
     if any(c.name == "train img/s" for c in columns):
         note += (" train img/s and peak MB: `asymfusion bench` (perf.json), training step at the experiment's input "
-                 "size and batch; – where not benchmarked.")
+                 "size and batch (n/m where not benchmarked).")
     if frame.attrs.get("protocol"):
         note += " " + frame.attrs["protocol"]
     if latex:

@@ -103,7 +103,7 @@ class Segmentation(Task):
 
 
 def _overlay(rgb, labels, palette):
-    from asymfusion.datasets.show import colorize_labels
+    from asymfusion.datasets.colours import colorize_labels
 
     colours = colorize_labels(labels, palette)
     if rgb is None:

@@ -130,12 +130,12 @@ class Translation(Task):
         return cols, "L1"
 
     def target_panel(self, raw, palette) -> np.ndarray:
-        from asymfusion.datasets.show import to_display
+        from asymfusion.datasets.colours import to_display
 
         return to_display("target", raw["target"], self.name)
 
     def prediction_panel(self, output, raw, palette) -> np.ndarray:
-        from asymfusion.datasets.show import to_display
+        from asymfusion.datasets.colours import to_display
 
         pred = ((output.float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
         return to_display("prediction", pred[..., 0] if pred.shape[2] == 1 else pred, self.name)

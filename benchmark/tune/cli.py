@@ -58,6 +58,11 @@ def add_tune_parser(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each trial's checkpoints (default: deleted when the trial ends)")
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bar")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=None,
+                   help="edit the study's base experiment for this command (a dotted key, a YAML value; repeatable); "
+                        "trials, checkpoints and exports then go under tries/")
+    p.add_argument("--into-suite", action="store_true",
+                   help="with --set: write where the study's own outputs go instead of tries/")
     p.set_defaults(func=cmd_tune)
 
 
@@ -68,6 +73,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from asymfusion.benchmark.tune.study import run_tuning
 
     params = load_params(args.params)
+    if args.set:
+        from asymfusion.benchmark.config.overrides import Overrides
+        from asymfusion.benchmark.errors import ConfigError
+
+        study = params.tuning.get(args.suite, {}).get(args.method)
+        if study is None:
+            raise ConfigError(f"--set: no study tuning.{args.suite}.{args.method} in {args.params}")
+        try:
+            overrides = Overrides.for_run(study.experiment or f"{args.suite}-{args.method}", args.set, args.into_suite)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        params = load_params(args.params, overrides)
     summary = run_tuning(params, args.suite, args.method, trials=args.trials, storage=args.storage,
                          workers=args.workers, study_name=args.study_name,
                          out=Path(args.out) if args.out else None, progress=not args.no_progress,
