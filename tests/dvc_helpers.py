@@ -53,6 +53,11 @@ def code_copy(root: Path) -> dict[str, str]:
     root.mkdir(parents=True, exist_ok=True)
     for folder in CODE:
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return code_env(root)
+
+
+def code_env(root: Path) -> dict[str, str]:
+    """An environment in which `asymfusion.<pkg>` resolves to the package folders in `root`."""
     shim = root.parent / f"{root.name}-shim" / "asymfusion"
     shim.mkdir(parents=True)
     for folder in CODE:
@@ -77,6 +82,14 @@ class Clone:
         self.run(DVC, "init", "-q")
         self.asymfusion("pipeline")
         self.commit("clone")
+
+    @classmethod
+    def git_clone(cls, source: "Clone", root: Path) -> "Clone":
+        """A second machine's checkout: `git clone` of `source` (code, params, dvc.yaml, dvc.lock; no DVC cache)."""
+        subprocess.run(["git", "clone", "-q", str(source.root), str(root)], check=True, capture_output=True)
+        clone = cls.__new__(cls)
+        clone.root, clone.env = root, {**code_env(root), "DVC_NO_ANALYTICS": "1"}
+        return clone
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(list(argv), cwd=self.root, capture_output=True, text=True, env=self.env)

@@ -1,4 +1,5 @@
-"""The smoke suite through the real `dvc` CLI in a temporary clone: a user's edit reruns exactly what it affects."""
+"""The smoke suite through the real `dvc` CLI in a temporary clone: a user's edit reruns exactly what it affects,
+and a second clone pulls everything from a DVC remote with nothing to rerun."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _stages_of(experiment: str) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_smoke_suite_follows_edits_through_dvc(tmp_path: Path) -> None:
+def test_smoke_suite_follows_edits_through_dvc_and_a_remote(tmp_path: Path) -> None:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     clone = Clone(tmp_path / "repo", suite_only_params(raw, "smoke", synthetic=TINY_RENDER))
 
@@ -51,7 +52,18 @@ def test_smoke_suite_follows_edits_through_dvc(tmp_path: Path) -> None:
     scores = json.loads((results / "scores" / "smoke-msbn-s0.json").read_text())
     assert set(scores) == {"miou", "rgb_miou", "depth_miou", "gflops", "mparams"}
     assert clone.changed() == set(), "a fresh repro must leave nothing to do"
+    clone.dvc("remote", "add", "-d", "shared", str(tmp_path / "remote"))  # docs/scale-out.md: s3://, ssh://, ...
     clone.commit("smoke results")
+
+    # 1b. Another machine: a git clone pulls data, checkpoints and results from the remote and has nothing to rerun.
+    clone.dvc("push")
+    second = Clone.git_clone(clone, tmp_path / "second")
+    assert not (second.root / "checkpoints").exists() and not (second.root / "data").exists()
+    second.dvc("pull")
+    assert second.changed() == set(), "every stage must be up to date after dvc pull"
+    assert second.ran(second.dvc("repro", "report-smoke")) == set()
+    for rel in ("checkpoints/smoke/smoke-msbn-s0/best.pt", "results/smoke/metrics/smoke-msbn-s0.json"):
+        assert (second.root / rel).read_bytes() == (clone.root / rel).read_bytes(), rel
     params_before = (clone.root / "params.yaml").read_text()
     ckpt = clone.root / "checkpoints" / "smoke" / "smoke-msbn-s0" / "last.pt"
     history_before = (results / "history" / "smoke-msbn-s0.json").read_text()

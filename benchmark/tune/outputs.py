@@ -13,6 +13,7 @@ import yaml
 from asymfusion.benchmark.config import ConfigError, ExperimentConfig, list_runs, resolve_run
 from asymfusion.benchmark.config.tuning import base_experiment, decode_params, experiment_mapping, set_dotted
 from asymfusion.benchmark.config.tuning_checks import validate_experiment
+from asymfusion.benchmark.tune.storage import shown
 
 if TYPE_CHECKING:
     from asymfusion.benchmark.tune.study import Job
@@ -36,7 +37,7 @@ def export_study(study: Any, job: "Job") -> dict[str, Any]:
     importances = _importances(study) if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 else None
     plots, skipped = write_plots(study, out / "plots", importances)
     record: dict[str, Any] = {
-        "study": job.study_name, "storage": job.storage,
+        "study": job.study_name, "storage": shown(job.storage),
         "experiment": base_experiment(job.params, job.suite, job.method, job.spec),
         "metric": job.spec.metric, "direction": job.spec.direction,
         "finished_trials": finished, "target_trials": job.n_trials, "states": states,
@@ -58,7 +59,8 @@ def export_study(study: Any, job: "Job") -> dict[str, Any]:
         text = yaml.safe_dump({name: block}, sort_keys=False, default_flow_style=None, width=110)
         files["tuned_experiment"].write_text(header + "".join("  " + line for line in text.splitlines(True)))
     files["best_params"].write_text(yaml.safe_dump(record, sort_keys=False))
-    lines = [f"{job.study_name}: {finished} of {job.n_trials} trials finished ({_counts(states)}) in {job.storage}"]
+    lines = [f"{job.study_name}: {finished} of {job.n_trials} trials finished ({_counts(states)}) "
+             f"in {shown(job.storage)}"]
     if best is not None:
         lines.append(f"best trial {best.number}: {job.spec.metric}={best.value:.6g}")
         lines += [f"  {k}: {v}" for k, v in record["params"].items()]

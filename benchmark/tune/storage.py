@@ -1,5 +1,9 @@
 """Where a study lives and how workers share it: storages (SQLite, RDB URL, journal file) with heartbeats and
-Optuna's retry callback, the study's identity check, and the gate that lets K workers stop at exactly N trials."""
+Optuna's retry callback, the study's identity check, and the gate that lets K workers stop at exactly N trials.
+
+The gate is a file lock on one machine and, on PostgreSQL, a session-level advisory lock held by the database
+itself, so workers on several machines sharing one study URL also stop at exactly N; a worker that dies while
+holding it drops its connection and the server frees the lock."""
 
 from __future__ import annotations
 
@@ -23,7 +27,33 @@ def storage_location(storage: str | None, out: Path) -> str:
                           "as a journal file (e.g. study.journal)")
     if storage.startswith("redis"):
         raise ConfigError(f"--storage {storage}: use an RDB URL (postgresql://...) or a journal file path")
+    if storage.startswith(("postgresql://", "postgres://")):
+        return _postgres_driver(storage)
     return storage
+
+
+def _postgres_driver(url: str) -> str:
+    """`postgresql://` names SQLAlchemy's default driver, psycopg2; with only psycopg (3) installed, use that."""
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is not None:
+        return url.replace("postgres://", "postgresql://", 1)
+    if importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    raise ConfigError(f"--storage {shown(url)}: no PostgreSQL driver is installed; pip install 'psycopg[binary]' "
+                      "(or the project's extra: pip install -e '.[postgres]')")
+
+
+def shown(location: str) -> str:
+    """The storage as printed and exported: an RDB URL's password masked."""
+    if "://" not in location or location.startswith("sqlite"):
+        return location
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(location).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: Optuna will name the problem when it opens it
+        return location
 
 
 def _sqlite_path(location: str) -> Path | None:
@@ -39,6 +69,72 @@ def gate_lock_path(location: str, out: Path, study_name: str) -> Path:
         return Path(location + ".tune-gate")
     db = _sqlite_path(location)
     return Path(str(db) + ".tune-gate") if db is not None else out / f".{study_name}.tune-gate"
+
+
+def gate_lock(location: str, out: Path, study_name: str, storage: Any) -> "FileLock | AdvisoryLock":
+    """The gate's lock: PostgreSQL's advisory lock (every machine on the study URL), else a file lock."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None and engine.dialect.name == "postgresql":
+        return AdvisoryLock(engine, study_name)
+    return FileLock(gate_lock_path(location, out, study_name))
+
+
+class FileLock:
+    """An exclusive flock on a file: orders the processes of one machine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._handle = Path(path), None
+
+    def acquire(self) -> None:
+        if self._handle is not None:
+            return
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a")
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._handle is not None:
+            import fcntl
+
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class AdvisoryLock:
+    """`pg_advisory_lock` on a connection of its own, keyed by the study name: orders workers on every machine."""
+
+    def __init__(self, engine: Any, study_name: str) -> None:
+        import zlib
+
+        self.engine, self.key, self._conn = engine, zlib.crc32(f"asymfusion-tune:{study_name}".encode()), None
+
+    def acquire(self) -> None:
+        if self._conn is not None:
+            return
+        from sqlalchemy import text
+
+        conn = self.engine.connect()
+        try:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def release(self) -> None:
+        if self._conn is not None:
+            from sqlalchemy import text
+
+            conn, self._conn = self._conn, None
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                conn.commit()
+            finally:
+                conn.close()
 
 
 def retry_callback(max_retry: int) -> Any:
@@ -145,11 +241,12 @@ def recover_dead_trials(study: Any, retry: Any) -> list[int]:
 class Gate:
     """Admits one trial at a time: under a file lock, dead trials are failed and re-queued, then a trial may start
     only while complete + pruned + running trials are fewer than N. The lock is held until the admitted trial has
-    been created and has recorded its worker, so K workers on one machine stop at exactly N."""
+    been created and has recorded its worker, so K workers on one machine (file lock), or on every machine of a
+    PostgreSQL study (advisory lock), stop at exactly N."""
 
-    def __init__(self, lock_path: Path, n_trials: int, retry: Any) -> None:
-        self.lock_path, self.n_trials, self.retry = lock_path, n_trials, retry
-        self._handle: Any = None
+    def __init__(self, lock: "Path | FileLock | AdvisoryLock", n_trials: int, retry: Any) -> None:
+        self.lock = FileLock(lock) if isinstance(lock, (str, Path)) else lock
+        self.n_trials, self.retry = n_trials, retry
 
     def admit(self, study: Any) -> bool:
         import optuna
@@ -170,18 +267,7 @@ class Gate:
         return False
 
     def _acquire(self) -> None:
-        if self._handle is not None:
-            return
-        import fcntl
-
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.lock_path, "a")
-        fcntl.flock(self._handle, fcntl.LOCK_EX)
+        self.lock.acquire()
 
     def release(self) -> None:
-        if self._handle is not None:
-            import fcntl
-
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        self.lock.release()

@@ -31,7 +31,7 @@ from asymfusion.benchmark.config.tuning_checks import check_study, validate_expe
 from asymfusion.benchmark.tune.storage import (
     Gate,
     create_or_load_study,
-    gate_lock_path,
+    gate_lock,
     open_storage,
     quiet,
     retry_callback,
@@ -156,10 +156,11 @@ def run_worker(job: Job) -> None:
 
     spec = job.spec
     # Workers differ by index; a continued study by the trials it already holds (no replay of the first proposals);
-    # machines sharing a server database by host name. One worker on one machine is reproducible from `seed`.
+    # workers sharing a server database by host name and process. One worker on one machine is reproducible from
+    # `seed`.
     entropy = [spec.seed, job.worker, job.sampler_offset]
     if "://" in job.storage and not job.storage.startswith("sqlite"):
-        entropy.append(zlib.crc32(socket.gethostname().encode()))
+        entropy += [zlib.crc32(socket.gethostname().encode()), os.getpid()]
     seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     with quiet():
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.sampler.n_startup_trials,
@@ -169,7 +170,7 @@ def run_worker(job: Job) -> None:
         n_startup_trials=spec.pruner.n_startup_trials, n_warmup_steps=spec.pruner.n_warmup_steps,
         interval_steps=spec.pruner.interval_steps))
     study = optuna.load_study(study_name=job.study_name, storage=storage, sampler=sampler, pruner=pruner)
-    lock = gate_lock_path(job.storage, job.out, job.study_name)
+    lock = gate_lock(job.storage, job.out, job.study_name, storage)
     gate = Gate(lock, job.n_trials, retry_callback(spec.heartbeat.max_retry))
     failures = [0]
 
