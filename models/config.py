@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .norm import NormChoice, NormSpec, norm_spec
 from .tasks import MODEL_TASKS, model_task
 
 
@@ -97,8 +98,11 @@ class ModelConfig(BaseModel):
                              "pretrained_file. Failing to load is an error, never silently skipped.")
     pretrained_file: str | None = Field(None, description="Local weight file for the backbone (timm "
                                         "pretrained_cfg_overlay file=...); requires pretrained: true.")
-    norm: Literal["modality", "shared"] = Field("modality", description="Shared-encoder methods: one BatchNorm "
-                                               "(InstanceNorm for translation) per modality, or one shared (ablation).")
+    norm: NormChoice | None = Field(None, description="Shared-encoder methods: which statistics and affines "
+                                    "normalise each modality (models/norm.py): a preset — modality (MSBN), shared "
+                                    "(one BN), official_shared (the official shared class) — or {statistics: "
+                                    "modality|joint|chunk, affine: modality|shared}. Default: the method's own "
+                                    "(shared for shared_bn, modality otherwise).")
     freeze_bn_stats: bool = Field(True, description="Keep encoder BN running statistics frozen while training "
                                   "(official default; only affines learn). Turn off when training from scratch.")
     fusion: dict[str, Any] = Field(default_factory=dict, description="Options of the chosen method; unknown keys are "
@@ -171,7 +175,17 @@ class ModelConfig(BaseModel):
             raise ValueError(f"fusion option(s) {unknown} not accepted by method {self.method!r}; "
                              f"allowed: {sorted(options_model.model_fields)}")
         self.fusion = options_model.model_validate(self.fusion).model_dump()
+        spec = norm_spec(method.default_norm if self.norm is None else self.norm)
+        if self.task == "translation" and spec.statistics == "joint" and spec.affine == "modality":
+            raise ValueError("norm {statistics: joint, affine: modality} needs BatchNorms; the translation U-Net "
+                             "uses InstanceNorms")
+        method.check_norm(spec, self.task)
+        self.norm = spec.preset() or spec  # presets stay names, so configs (and run hashes) read as written
         return self
+
+    def norm_spec(self) -> NormSpec:
+        """The resolved `norm` as a NormSpec."""
+        return norm_spec(self.norm)
 
     def encoder_name(self) -> str:
         """What the encoder is, for tables: the timm backbone, or `unet<depth>` for the translation generator."""

@@ -18,7 +18,7 @@ from timm.models._features import FeatureHookNet
 from timm.models.resnet import BasicBlock, Bottleneck
 from torch import Tensor, nn
 
-from .norm import convert_batchnorm, replace_submodule
+from .norm import NormChoice, convert_batchnorm, replace_submodule
 
 STAGE_REDUCTIONS = (4, 8, 16, 32)
 
@@ -55,7 +55,7 @@ def create_timm_features(backbone: str, in_chans: int, pretrained: bool = False,
 class TimmEncoder(nn.Module):
     """timm features_only backbone on stacks [M*B, C, H, W]; every BatchNorm becomes M BatchNorms."""
 
-    def __init__(self, backbone: str, in_chans: int, num_modalities: int, *, shared_norm: bool = False,
+    def __init__(self, backbone: str, in_chans: int, num_modalities: int, *, norm: NormChoice | None = None,
                  freeze_bn_stats: bool = False, require_batchnorm: bool = True, pretrained: bool = False,
                  pretrained_file: str | None = None, backbone_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -71,7 +71,7 @@ class TimmEncoder(nn.Module):
         self._stage_names = [info.module_name()[i] for i in self.level_indices]
         self.num_modalities = num_modalities
         self.stage_fusions = nn.ModuleDict()  # stage-output fusion modules applied through hooks (FeatureHookNet)
-        self.converted_norms = convert_batchnorm(self.body, num_modalities, shared_norm, freeze_bn_stats,
+        self.converted_norms = convert_batchnorm(self.body, num_modalities, norm, freeze_bn_stats,
                                                  required=require_batchnorm)
 
     def forward(self, x: Tensor) -> list[Tensor]:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .encoder import tile_channels, upsample_to
 from .execution import loop_over_modalities
-from .norm import ModalityNorm
+from .norm import ModalityNorm, NormChoice, norm_spec
 from .tasks import model_task
 from .translation.unet import UNetEncoder
 
@@ -22,17 +22,18 @@ if TYPE_CHECKING:
     from .config import ModelConfig
 
 
-def make_encoder(config: ModelConfig, in_channels: int, num_modalities: int, shared_norm: bool = False,
+def make_encoder(config: ModelConfig, in_channels: int, num_modalities: int, norm: NormChoice | None = None,
                  require_norm: bool = True) -> nn.Module:
-    """The task's encoder (models/tasks.py): a timm CNN (segmentation) or the U-Net down path (translation)."""
-    return model_task(config.task).encoder(config, in_channels, num_modalities, shared_norm, require_norm)
+    """The task's encoder (models/tasks.py): a timm CNN (segmentation) or the U-Net down path (translation).
+    `norm` (a models/norm.py preset or NormSpec) says how its norms treat the M modalities of a stack."""
+    return model_task(config.task).encoder(config, in_channels, num_modalities, norm_spec(norm), require_norm)
 
 
 def make_decoder(config: ModelConfig, encoder_channels: list[int], num_modalities: int,
-                 shared_norm: bool = False) -> nn.Module:
+                 norm: NormChoice | None = None) -> nn.Module:
     """The task's decoder (models/tasks.py): `config.decoder.name` (segmentation: RefineNet or DeepLabv3+) or the
-    U-Net up path (translation). Decoders with norms get one copy per modality of the stack."""
-    return model_task(config.task).decoder(config, encoder_channels, num_modalities, shared_norm)
+    U-Net up path (translation). Its norms treat the modalities of the stack as `norm` says."""
+    return model_task(config.task).decoder(config, encoder_channels, num_modalities, norm_spec(norm))
 
 
 def default_fusion_stages(encoder: nn.Module) -> list[int]:
@@ -140,20 +141,21 @@ class FusionModel(nn.Module):
 class StackedModel(FusionModel):
     """Shared encoder and decoder run once over the modality stack; one branch per modality plus the ensemble.
 
-    shared_norm=False gives modality-specific norms (msbn, asymfusion); True one shared norm (shared_bn).
+    Its norms follow `config.norm` (resolved to the method's default: modality-specific for msbn and asymfusion,
+    one shared BN for shared_bn; models/norm.py), or `norm` when given.
     branches=False returns only "ensemble" (used by `single`, where the stack holds one modality).
     """
 
-    def __init__(self, config: ModelConfig, modalities: list[str] | None = None, shared_norm: bool | None = None,
+    def __init__(self, config: ModelConfig, modalities: list[str] | None = None, norm: NormChoice | None = None,
                  branches: bool = True) -> None:
         super().__init__()
         self.modalities = list(modalities or config.modalities)
         self.num_modalities = len(self.modalities)
         self.stem_channels = config.resolved_stem_channels()
-        shared = config.norm == "shared" if shared_norm is None else shared_norm
-        encoder = make_encoder(config, self.stem_channels, self.num_modalities, shared,
+        spec = config.norm_spec() if norm is None else norm_spec(norm)
+        encoder = make_encoder(config, self.stem_channels, self.num_modalities, spec,
                                require_norm=self.num_modalities > 1)
-        decoder = make_decoder(config, encoder.channels, self.num_modalities, shared)
+        decoder = make_decoder(config, encoder.channels, self.num_modalities, spec)
         self.net = EncoderDecoder(encoder, decoder)
         self.ensemble = AlphaEnsemble(self.num_modalities) if branches else None
         if config.execution == "loop" and self.num_modalities > 1:

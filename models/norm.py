@@ -1,42 +1,137 @@
 """Modality-specific normalisation over modality-major stacks [M*B, C, H, W].
 
-Shared convolutions see the whole stack; a `ModalityNorm` splits it into M chunks and normalises chunk m with
-its own copy of the layer (each copy starts from the same — possibly pretrained — layer). With one copy ("shared")
-the same layer normalises every chunk separately, as the official ShareBatchNorm2dParallel does, so statistics are
-never mixed across modalities either way.
+Shared convolutions see the whole stack; a `ModalityNorm` decides, per layer, which **statistics** and which
+**affine parameters** normalise each modality's chunk (a `NormSpec`; presets in `NORM_PRESETS`):
+
+- statistics `modality`: chunk m uses its own batch statistics in training and its own running statistics in
+  evaluation (MSBN, the paper); `joint`: one set over the whole stack, in training and in evaluation (one ordinary
+  BN: what a reader means by "shared BN"); `chunk`: each chunk's own batch statistics in training but one running
+  estimate blended over all chunks for evaluation (the official, unused `ShareBatchNorm2dParallel`: a train/eval
+  mismatch, kept to reproduce it).
+- affine `modality`: one weight/bias per modality; `shared`: one for all.
+
+Every copy starts from the same (possibly pretrained) layer.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Literal, Union
 
 import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
+
+Statistics = Literal["modality", "joint", "chunk"]
+Affine = Literal["modality", "shared"]
+
+
+class NormSpec(BaseModel):
+    """Which statistics and which affine parameters normalise each modality's chunk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    statistics: Statistics = Field(description="modality: per-modality batch and running statistics; joint: one "
+                                   "set over the whole stack; chunk: per-chunk batch statistics, one blended running "
+                                   "estimate (the official ShareBatchNorm2dParallel).")
+    affine: Affine = Field(description="modality: one weight/bias per modality; shared: one for all modalities.")
+
+    @model_validator(mode="after")
+    def _supported(self) -> NormSpec:
+        if self.statistics == "chunk" and self.affine == "modality":
+            raise ValueError("statistics 'chunk' reproduces the official shared class and goes with affine 'shared'; "
+                             "for per-modality affines choose statistics 'modality' or 'joint'")
+        return self
+
+    def preset(self) -> str | None:
+        """The preset name of this spec, or None."""
+        return next((name for name, spec in NORM_PRESETS.items() if spec == self), None)
+
+    def __str__(self) -> str:
+        return self.preset() or f"statistics={self.statistics}, affine={self.affine}"
+
+
+NORM_PRESETS: dict[str, NormSpec] = {
+    "modality": NormSpec(statistics="modality", affine="modality"),
+    "shared": NormSpec(statistics="joint", affine="shared"),
+    "official_shared": NormSpec(statistics="chunk", affine="shared"),
+}
+
+NormChoice = Union[Literal["modality", "shared", "official_shared"], NormSpec]
+
+
+def norm_spec(choice: NormChoice | dict | None) -> NormSpec:
+    """A preset name, a NormSpec or its dict -> NormSpec (None: the MSBN default)."""
+    if choice is None:
+        return NORM_PRESETS["modality"]
+    if isinstance(choice, NormSpec):
+        return choice
+    if isinstance(choice, str):
+        if choice not in NORM_PRESETS:
+            raise ValueError(f"unknown norm preset {choice!r}; allowed: {', '.join(NORM_PRESETS)} or "
+                             "{statistics: modality|joint|chunk, affine: modality|shared}")
+        return NORM_PRESETS[choice]
+    return NormSpec.model_validate(choice)
 
 
 class ModalityNorm(nn.Module):
-    """Chunk m of the stack goes through `norms[m]` (or `norms[0]` for every chunk when shared).
+    """Normalise the M chunks of a stack with `norms` (copies of one layer) as `spec` says.
 
-    freeze_stats keeps the layers in eval mode even while the model trains: running statistics stay fixed and only
-    the affine parameters learn (the official training default for encoder BNs).
+    Layout of `norms`: M copies when either part is per modality (shared affines are then the same Parameter in
+    every copy; with joint statistics copy 0's buffers hold them), else one copy. freeze_stats keeps the layers in
+    eval mode even while the model trains: running statistics stay fixed and only the affines learn (the official
+    training default for encoder BNs).
     """
 
-    def __init__(self, layer: nn.Module, num_modalities: int, shared: bool = False, freeze_stats: bool = False) -> None:
+    def __init__(self, layer: nn.Module, num_modalities: int, spec: NormChoice | dict | None = None,
+                 freeze_stats: bool = False) -> None:
         super().__init__()
+        self.spec = norm_spec(spec)
         self.num_modalities = num_modalities
-        self.shared = shared
         self.freeze_stats = freeze_stats
-        copies = 1 if shared else num_modalities
+        per_modality = "modality" in (self.spec.statistics, self.spec.affine)
+        copies = num_modalities if per_modality and num_modalities > 1 else 1
         self.norms = nn.ModuleList([copy.deepcopy(layer) for _ in range(copies)])
+        if copies > 1 and self.spec.affine == "shared" and getattr(layer, "weight", None) is not None:
+            for norm in self.norms[1:]:
+                norm.weight, norm.bias = self.norms[0].weight, self.norms[0].bias
+        if copies > 1 and self.spec.statistics == "joint" and not isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            raise ValueError(f"joint statistics with per-modality affines need a BatchNorm, not {type(layer).__name__}")
         self.train(layer.training)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.num_modalities == 1:
+        m_count = self.num_modalities
+        if m_count == 1 or (self.spec.statistics == "joint" and len(self.norms) == 1):
             return self.norms[0](x)
-        if x.shape[0] % self.num_modalities:
-            raise ValueError(f"batch of {x.shape[0]} rows does not split into {self.num_modalities} modalities")
-        chunks = x.chunk(self.num_modalities, dim=0)
-        return torch.cat([self.norms[0 if self.shared else m](c) for m, c in enumerate(chunks)], dim=0)
+        if x.shape[0] % m_count:
+            raise ValueError(f"batch of {x.shape[0]} rows does not split into {m_count} modalities")
+        if self.spec.statistics == "joint":
+            return self._joint_statistics_own_affine(x)
+        chunks = x.chunk(m_count, dim=0)
+        return torch.cat([self.norms[m if len(self.norms) > 1 else 0](c) for m, c in enumerate(chunks)], dim=0)
+
+    def _joint_statistics_own_affine(self, x: Tensor) -> Tensor:
+        """One BatchNorm's statistics (copy 0) over the whole stack, then chunk m's own affine (and activation)."""
+        bn = self.norms[0]
+        momentum = 0.0 if bn.momentum is None else bn.momentum
+        if bn.training and bn.track_running_stats:
+            bn.num_batches_tracked.add_(1)
+            if bn.momentum is None:
+                momentum = 1.0 / float(bn.num_batches_tracked)
+        use_batch = bn.training or bn.running_mean is None
+        track = not bn.training or bn.track_running_stats
+        y = F.batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None, None, None,
+                         use_batch, momentum, bn.eps)
+        chunks = []
+        for norm, chunk in zip(self.norms, y.chunk(self.num_modalities, dim=0)):
+            if norm.weight is not None:
+                chunk = chunk * norm.weight[None, :, None, None] + norm.bias[None, :, None, None]
+            for tail in ("drop", "act"):  # timm BatchNormAct2d: norm -> drop -> act
+                if hasattr(norm, tail):
+                    chunk = getattr(norm, tail)(chunk)
+            chunks.append(chunk)
+        return torch.cat(chunks, dim=0)
 
     def train(self, mode: bool = True) -> ModalityNorm:
         super().train(mode)
@@ -47,36 +142,36 @@ class ModalityNorm(nn.Module):
         return self
 
     def modality_parameters(self) -> list[list[nn.Parameter]]:
-        """Parameters of each modality's own copy ([] per modality when shared)."""
-        if self.shared or self.num_modalities == 1:
+        """Parameters that belong to one modality alone ([] per modality when the affines are shared)."""
+        if self.spec.affine == "shared" or len(self.norms) == 1:
             return [[] for _ in range(self.num_modalities)]
         return [list(norm.parameters()) for norm in self.norms]
 
     def extra_repr(self) -> str:
-        return f"num_modalities={self.num_modalities}, shared={self.shared}, freeze_stats={self.freeze_stats}"
+        return f"num_modalities={self.num_modalities}, spec={self.spec}, freeze_stats={self.freeze_stats}"
 
 
 class ModalityBatchNorm(ModalityNorm):
-    """M BatchNorms over the chunks of a stack; build from an existing (pretrained) BN or from a width."""
+    """BatchNorm over the chunks of a stack as `spec` says; built from an existing (pretrained) BN or a width."""
 
-    def __init__(self, layer: nn.BatchNorm2d | int, num_modalities: int, shared: bool = False,
+    def __init__(self, layer: nn.BatchNorm2d | int, num_modalities: int, spec: NormChoice | dict | None = None,
                  freeze_stats: bool = False) -> None:
         if isinstance(layer, int):
             layer = nn.BatchNorm2d(layer)
-        super().__init__(layer, num_modalities, shared, freeze_stats)
+        super().__init__(layer, num_modalities, spec, freeze_stats)
 
 
 class ModalityInstanceNorm(ModalityNorm):
-    """M InstanceNorms (affine, running statistics as in CEN's InstanceNorm2dParallel) for the translation U-Net."""
+    """InstanceNorms (affine, running statistics as in CEN's InstanceNorm2dParallel) for the translation U-Net."""
 
-    def __init__(self, channels: int, num_modalities: int, shared: bool = False,
+    def __init__(self, channels: int, num_modalities: int, spec: NormChoice | dict | None = None,
                  track_running_stats: bool = True) -> None:
         layer = nn.InstanceNorm2d(channels, affine=True, track_running_stats=track_running_stats)
-        super().__init__(layer, num_modalities, shared)
+        super().__init__(layer, num_modalities, spec)
 
 
-def convert_batchnorm(module: nn.Module, num_modalities: int, shared: bool = False, freeze_stats: bool = False,
-                      required: bool = True) -> int:
+def convert_batchnorm(module: nn.Module, num_modalities: int, spec: NormChoice | dict | None = None,
+                      freeze_stats: bool = False, required: bool = True) -> int:
     """Replace every BatchNorm2d in `module` (timm's BatchNormAct2d included) by a ModalityBatchNorm built from it.
 
     Returns the number converted. With required=True a module without BatchNorm raises, naming the norm layers it
@@ -90,7 +185,7 @@ def convert_batchnorm(module: nn.Module, num_modalities: int, shared: bool = Fal
                          f"(its norm layers: {others or 'none'}); choose a backbone with BatchNorm, e.g. a ResNet, "
                          "RegNet or EfficientNet")
     for name, child in targets:
-        replace_submodule(module, name, ModalityBatchNorm(child, num_modalities, shared, freeze_stats))
+        replace_submodule(module, name, ModalityBatchNorm(child, num_modalities, spec, freeze_stats))
     return len(targets)
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .config import ModelConfig
+    from .norm import NormSpec
 
 
 class ModelTask:
@@ -22,12 +23,12 @@ class ModelTask:
     output_field: ClassVar[str]  # the ModelConfig field the dataset fills: num_classes or out_channels
     pretrained: ClassVar[bool]  # whether its encoder can load ImageNet weights
 
-    def encoder(self, config: ModelConfig, in_channels: int, num_modalities: int, shared_norm: bool,
+    def encoder(self, config: ModelConfig, in_channels: int, num_modalities: int, norm: NormSpec,
                 require_norm: bool) -> nn.Module:
         raise NotImplementedError
 
     def decoder(self, config: ModelConfig, encoder_channels: list[int], num_modalities: int,
-                shared_norm: bool) -> nn.Module:
+                norm: NormSpec) -> nn.Module:
         raise NotImplementedError
 
     def discriminator(self, config: ModelConfig) -> nn.Module:
@@ -52,15 +53,15 @@ class SegmentationModels(ModelTask):
     output_field = "num_classes"
     pretrained = True
 
-    def encoder(self, config, in_channels, num_modalities, shared_norm, require_norm):
+    def encoder(self, config, in_channels, num_modalities, norm, require_norm):
         from .encoder import TimmEncoder
 
-        return TimmEncoder(config.backbone, in_channels, num_modalities, shared_norm=shared_norm,
+        return TimmEncoder(config.backbone, in_channels, num_modalities, norm=norm,
                            freeze_bn_stats=config.freeze_bn_stats, require_batchnorm=require_norm,
                            pretrained=config.pretrained, pretrained_file=config.pretrained_file,
                            backbone_kwargs=config.backbone_kwargs)
 
-    def decoder(self, config, encoder_channels, num_modalities, shared_norm):
+    def decoder(self, config, encoder_channels, num_modalities, norm):
         from .decoders.deeplabv3plus import DeepLabV3PlusDecoder
         from .decoders.refinenet import RefineNetDecoder
 
@@ -68,7 +69,7 @@ class SegmentationModels(ModelTask):
         if d.name == "deeplabv3plus":
             return DeepLabV3PlusDecoder(encoder_channels, config.num_classes, d.aspp_channels, d.atrous_rates,
                                         d.low_level_channels, d.dropout, num_modalities=num_modalities,
-                                        shared_norm=shared_norm)
+                                        norm=norm)
         return RefineNetDecoder(encoder_channels, config.num_classes, d.width, d.dropout)
 
     def encoder_name(self, config):
@@ -82,18 +83,18 @@ class TranslationModels(ModelTask):
     output_field = "out_channels"
     pretrained = False
 
-    def encoder(self, config, in_channels, num_modalities, shared_norm, require_norm):
+    def encoder(self, config, in_channels, num_modalities, norm, require_norm):
         from .translation.unet import UNetEncoder
 
         g = config.generator
-        return UNetEncoder(in_channels, num_modalities, g.base_channels, g.depth, shared_norm, g.track_running_stats)
+        return UNetEncoder(in_channels, num_modalities, g.base_channels, g.depth, norm, g.track_running_stats)
 
-    def decoder(self, config, encoder_channels, num_modalities, shared_norm):
+    def decoder(self, config, encoder_channels, num_modalities, norm):
         from .translation.unet import UNetDecoder
 
         g = config.generator
         return UNetDecoder(encoder_channels, config.out_channels, num_modalities, g.dropout, g.dropout_levels,
-                           shared_norm, g.track_running_stats)
+                           norm, g.track_running_stats)
 
     def discriminator(self, config):
         from .translation.patchgan import PatchDiscriminator

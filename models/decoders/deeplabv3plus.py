@@ -28,18 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..norm import ModalityBatchNorm
+from ..norm import ModalityBatchNorm, NormChoice
 
 
 class ConvNormReLU(nn.Sequential):
     """conv (no bias) -> modality-specific BatchNorm -> ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_modalities: int, shared_norm: bool,
-                 dilation: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_modalities: int,
+                 norm: NormChoice | None, dilation: int = 1) -> None:
         padding = dilation * (kernel_size // 2)
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False),
-            ModalityBatchNorm(out_channels, num_modalities, shared_norm),
+            ModalityBatchNorm(out_channels, num_modalities, norm),
             nn.ReLU(inplace=True))
 
 
@@ -65,13 +65,13 @@ class ASPP(nn.Module):
     """Atrous spatial pyramid pooling: 1x1, one 3x3 atrous conv per rate, image pooling; concat, 1x1, dropout."""
 
     def __init__(self, in_channels: int, channels: int, rates: Sequence[int], dropout: float, num_modalities: int,
-                 shared_norm: bool) -> None:
+                 norm: NormChoice | None) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
-            [ConvNormReLU(in_channels, channels, 1, num_modalities, shared_norm)]
-            + [ConvNormReLU(in_channels, channels, 3, num_modalities, shared_norm, dilation=r) for r in rates])
+            [ConvNormReLU(in_channels, channels, 1, num_modalities, norm)]
+            + [ConvNormReLU(in_channels, channels, 3, num_modalities, norm, dilation=r) for r in rates])
         self.pooling = ImagePooling(in_channels, channels)
-        self.project = ConvNormReLU((len(rates) + 2) * channels, channels, 1, num_modalities, shared_norm)
+        self.project = ConvNormReLU((len(rates) + 2) * channels, channels, 1, num_modalities, norm)
         self.dropout = nn.Dropout(p=dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -83,19 +83,19 @@ class DeepLabV3PlusDecoder(nn.Module):
     """Features at strides 4, 8, 16, 32 (the encoder's 4 levels) -> class logits at stride 4.
 
     Only the first (stride 4) and the last (deepest) features are used; the middle two are ignored, as in DeepLabv3+.
-    `num_modalities` / `shared_norm` size the modality-specific BatchNorms for decoders run on modality stacks.
+    `num_modalities` / `norm` size the modality-specific BatchNorms for decoders run on modality stacks.
     """
 
     def __init__(self, encoder_channels: list[int], num_classes: int, aspp_channels: int = 256,
                  atrous_rates: Sequence[int] = (6, 12, 18), low_level_channels: int = 48, dropout: float = 0.1, *,
-                 num_modalities: int = 1, shared_norm: bool = False) -> None:
+                 num_modalities: int = 1, norm: NormChoice | None = None) -> None:
         super().__init__()
         low_in, deep_in = encoder_channels[0], encoder_channels[-1]
-        self.aspp = ASPP(deep_in, aspp_channels, tuple(atrous_rates), dropout, num_modalities, shared_norm)
-        self.reduce = ConvNormReLU(low_in, low_level_channels, 1, num_modalities, shared_norm)
+        self.aspp = ASPP(deep_in, aspp_channels, tuple(atrous_rates), dropout, num_modalities, norm)
+        self.reduce = ConvNormReLU(low_in, low_level_channels, 1, num_modalities, norm)
         self.fuse = nn.Sequential(
-            ConvNormReLU(aspp_channels + low_level_channels, aspp_channels, 3, num_modalities, shared_norm),
-            ConvNormReLU(aspp_channels, aspp_channels, 3, num_modalities, shared_norm))
+            ConvNormReLU(aspp_channels + low_level_channels, aspp_channels, 3, num_modalities, norm),
+            ConvNormReLU(aspp_channels, aspp_channels, 3, num_modalities, norm))
         self.classifier = nn.Conv2d(aspp_channels, num_classes, kernel_size=1, bias=True)
 
     def forward(self, features: list[Tensor]) -> Tensor:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from ..config import ModelConfig
     from ..networks import FusionModel
+    from ..norm import NormSpec
 
 TASKS = ("segmentation", "translation")
 
@@ -32,6 +33,11 @@ class FusionMethod:
     Options: ClassVar[type[FusionOptions]] = FusionOptions
     tasks: ClassVar[tuple[str, ...]] = TASKS  # an experiment of another task is rejected when its config is read
     max_modalities: ClassVar[int | None] = None  # e.g. 2 for a method defined on one RGB-D pair; None: any number
+    default_norm: ClassVar[str] = "modality"  # the models/norm.py preset `norm` resolves to when the config has none
+
+    @classmethod
+    def check_norm(cls, spec: NormSpec, task: str) -> None:
+        """Raise ValueError when the method cannot run with `spec` (called when the config is read)."""
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config

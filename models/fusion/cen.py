@@ -45,7 +45,7 @@ class ChannelExchange(nn.Module):
 
     def __init__(self, norm: ModalityNorm, threshold: float, l1_weight: float, stage: int) -> None:
         super().__init__()
-        if norm.shared or len(norm.norms) < 2:
+        if norm.spec.preset() != "modality" or len(norm.norms) < 2:
             raise ValueError("cen exchanges channels by each modality's own BN scaling factors: it needs "
                              "modality-specific norms (norm: modality) and at least two modalities")
         self.norm = norm
@@ -85,6 +85,12 @@ class ChannelExchange(nn.Module):
 class ChannelExchanging(FusionMethod):
     Options = CENOptions
     tasks = ("segmentation",)
+
+    @classmethod
+    def check_norm(cls, spec, task):
+        if spec.preset() != "modality":
+            raise ValueError(f"cen exchanges channels by each modality's own BN scaling factors and statistics; "
+                             f"norm {spec} is not modality-specific (use norm: modality)")
 
     def build(self):
         from ..networks import StackedModel

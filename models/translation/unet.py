@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..norm import ModalityInstanceNorm
+from ..norm import ModalityInstanceNorm, NormChoice
 
 
 def level_channels(base_channels: int, depth: int) -> list[int]:
@@ -28,11 +28,11 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 class EncoderLevel(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, num_modalities: int, activation: bool, norm: bool,
-                 shared_norm: bool, track_running_stats: bool) -> None:
+                 norm_spec: NormChoice | None, track_running_stats: bool) -> None:
         super().__init__()
         self.act = nn.LeakyReLU(0.2) if activation else nn.Identity()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1)
-        self.norm = (ModalityInstanceNorm(out_channels, num_modalities, shared_norm, track_running_stats)
+        self.norm = (ModalityInstanceNorm(out_channels, num_modalities, norm_spec, track_running_stats)
                      if norm else nn.Identity())
 
     def forward(self, x: Tensor) -> Tensor:
@@ -43,14 +43,14 @@ class UNetEncoder(nn.Module):
     """Down path: returns the output of every level (finest first); fusion may act after chosen levels."""
 
     def __init__(self, in_channels: int, num_modalities: int, base_channels: int = 64, depth: int = 8,
-                 shared_norm: bool = False, track_running_stats: bool = True) -> None:
+                 norm_spec: NormChoice | None = None, track_running_stats: bool = True) -> None:
         super().__init__()
         self.channels = level_channels(base_channels, depth)
         self.num_modalities = num_modalities
         widths = [in_channels, *self.channels]
         self.levels = nn.ModuleList(
             EncoderLevel(widths[i], widths[i + 1], num_modalities, activation=i > 0, norm=0 < i < depth - 1,
-                         shared_norm=shared_norm, track_running_stats=track_running_stats) for i in range(depth))
+                         norm_spec=norm_spec, track_running_stats=track_running_stats) for i in range(depth))
         self.fusion = nn.ModuleDict()
         init_weights(self)
 
@@ -81,11 +81,11 @@ class UNetEncoder(nn.Module):
 
 class DecoderLevel(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, num_modalities: int, norm: bool, dropout: float,
-                 shared_norm: bool, track_running_stats: bool) -> None:
+                 norm_spec: NormChoice | None, track_running_stats: bool) -> None:
         super().__init__()
         self.act = nn.ReLU()
         self.deconv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1)
-        self.norm = (ModalityInstanceNorm(out_channels, num_modalities, shared_norm, track_running_stats)
+        self.norm = (ModalityInstanceNorm(out_channels, num_modalities, norm_spec, track_running_stats)
                      if norm else nn.Identity())
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -97,7 +97,8 @@ class UNetDecoder(nn.Module):
     """Up path with skip connections: encoder features (finest first) -> image in [-1, 1]."""
 
     def __init__(self, encoder_channels: list[int], out_channels: int, num_modalities: int, dropout: float = 0.5,
-                 dropout_levels: int = 3, shared_norm: bool = False, track_running_stats: bool = True) -> None:
+                 dropout_levels: int = 3, norm_spec: NormChoice | None = None,
+                 track_running_stats: bool = True) -> None:
         super().__init__()
         depth = len(encoder_channels)
         outs = [*reversed(encoder_channels[:-1]), out_channels]
@@ -105,7 +106,7 @@ class UNetDecoder(nn.Module):
         self.levels = nn.ModuleList(
             DecoderLevel(ins[j], outs[j], num_modalities, norm=j < depth - 1,
                          dropout=dropout if j < min(dropout_levels, depth - 1) else 0.0,
-                         shared_norm=shared_norm, track_running_stats=track_running_stats) for j in range(depth))
+                         norm_spec=norm_spec, track_running_stats=track_running_stats) for j in range(depth))
         init_weights(self)
 
     def forward(self, features: list[Tensor]) -> Tensor:

@@ -79,7 +79,8 @@ def test_the_l1_gradient_reaches_the_scaling_factors_and_a_channel_below_thresho
 
 
 def test_cen_needs_modality_specific_norms_and_is_segmentation_only() -> None:
-    with pytest.raises(ValueError, match="modality-specific norms"):
-        build_model(tiny_config("cen", norm="shared"))
+    for norm in ("shared", "official_shared", {"statistics": "modality", "affine": "shared"}):
+        with pytest.raises(ValidationError, match="not modality-specific"):
+            tiny_config("cen", norm=norm)
     with pytest.raises(ValidationError, match="supports segmentation only"):
         tiny_config("cen", task="translation")

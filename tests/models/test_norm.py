@@ -23,8 +23,8 @@ def test_each_modality_chunk_is_normalised_with_its_own_statistics() -> None:
     assert norm.norms[0].running_mean.mean() < 1 < 5 < norm.norms[1].running_mean.mean()
 
 
-def test_shared_norm_keeps_one_copy_but_still_normalises_chunks_separately() -> None:
-    norm = ModalityBatchNorm(3, num_modalities=2, shared=True)
+def test_official_shared_norm_keeps_one_copy_but_still_normalises_chunks_separately() -> None:
+    norm = ModalityBatchNorm(3, num_modalities=2, spec="official_shared")
     assert len(norm.norms) == 1
     out = norm(torch.cat([torch.randn(4, 3, 5, 5), 100 + torch.randn(4, 3, 5, 5)]))
     assert out[4:].mean().abs() < 1e-4  # the second chunk is not normalised with the first one's statistics
