@@ -49,6 +49,7 @@ def test_smoke_suite_follows_edits_through_dvc_and_a_remote(tmp_path: Path) -> N
     for rel in ("README.md", "tables/main.md", "scores/smoke-msbn-s0.json", "history/smoke-msbn-s0.json",
                 "metrics/smoke-asymfusion-s0.json", "plots/qualitative/smoke-early-s0.png"):
         assert (results / rel).is_file(), rel
+    assert "checks that every stage of the pipeline runs" in (results / "README.md").read_text()  # table note
     scores = json.loads((results / "scores" / "smoke-msbn-s0.json").read_text())
     assert set(scores) == {"miou", "rgb_miou", "depth_miou", "gflops", "mparams"}
     assert clone.changed() == set(), "a fresh repro must leave nothing to do"

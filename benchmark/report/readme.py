@@ -86,8 +86,10 @@ def write_report(params: Params, suite: str) -> Path:
         (results / "claims.json").write_text(json.dumps(verdicts, indent=1))
     for table in params.tables.get(suite, []):
         frame = build_table(table, groups)
-        lines += [f"## {table.title}", "", render(frame, "md").split("\n", 2)[2].strip(), "",
-                  f"Files: [`tables/{table.name}.md`](tables/{table.name}.md), `.csv`, `.tex`.", ""]
+        lines += [f"## {table.title}", "", render(frame, "md").split("\n", 2)[2].strip(), ""]
+        if table.note:
+            lines += [" ".join(table.note.split()), ""]
+        lines += [f"Files: [`tables/{table.name}.md`](tables/{table.name}.md), `.csv`, `.tex`.", ""]
         for plot in sorted((results / "plots" / "summary").glob(f"*-{table.name}.png")):
             lines += [f"![{plot.stem}]({_relative(plot, results)})", ""]
         rising = still_improving(table, groups, results / "history")
