@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .norm import NormChoice, NormSpec, norm_spec
+from .normspec import NormChoice, NormSpec, norm_spec
 from .tasks import MODEL_TASKS, model_task
 
 
@@ -176,9 +176,9 @@ class ModelConfig(BaseModel):
                              f"allowed: {sorted(options_model.model_fields)}")
         self.fusion = options_model.model_validate(self.fusion).model_dump()
         spec = norm_spec(method.default_norm if self.norm is None else self.norm)
-        if self.task == "translation" and spec.statistics == "joint" and spec.affine == "modality":
-            raise ValueError("norm {statistics: joint, affine: modality} needs BatchNorms; the translation U-Net "
-                             "uses InstanceNorms")
+        if spec.statistics == "joint" and spec.affine == "modality" and not task.batch_norm:
+            raise ValueError(f"norm {{statistics: joint, affine: modality}} needs BatchNorms; the {self.task} "
+                             "models normalise with InstanceNorms")
         method.check_norm(spec, self.task)
         self.norm = spec.preset() or spec  # presets stay names, so configs (and run hashes) read as written
         return self

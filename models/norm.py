@@ -16,63 +16,15 @@ Every copy starts from the same (possibly pretrained) layer.
 from __future__ import annotations
 
 import copy
-from typing import Literal, Union
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-Statistics = Literal["modality", "joint", "chunk"]
-Affine = Literal["modality", "shared"]
+from .normspec import NORM_PRESETS, NormChoice, NormSpec, norm_spec
 
-
-class NormSpec(BaseModel):
-    """Which statistics and which affine parameters normalise each modality's chunk."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    statistics: Statistics = Field(description="modality: per-modality batch and running statistics; joint: one "
-                                   "set over the whole stack; chunk: per-chunk batch statistics, one blended running "
-                                   "estimate (the official ShareBatchNorm2dParallel).")
-    affine: Affine = Field(description="modality: one weight/bias per modality; shared: one for all modalities.")
-
-    @model_validator(mode="after")
-    def _supported(self) -> NormSpec:
-        if self.statistics == "chunk" and self.affine == "modality":
-            raise ValueError("statistics 'chunk' reproduces the official shared class and goes with affine 'shared'; "
-                             "for per-modality affines choose statistics 'modality' or 'joint'")
-        return self
-
-    def preset(self) -> str | None:
-        """The preset name of this spec, or None."""
-        return next((name for name, spec in NORM_PRESETS.items() if spec == self), None)
-
-    def __str__(self) -> str:
-        return self.preset() or f"statistics={self.statistics}, affine={self.affine}"
-
-
-NORM_PRESETS: dict[str, NormSpec] = {
-    "modality": NormSpec(statistics="modality", affine="modality"),
-    "shared": NormSpec(statistics="joint", affine="shared"),
-    "official_shared": NormSpec(statistics="chunk", affine="shared"),
-}
-
-NormChoice = Union[Literal["modality", "shared", "official_shared"], NormSpec]
-
-
-def norm_spec(choice: NormChoice | dict | None) -> NormSpec:
-    """A preset name, a NormSpec or its dict -> NormSpec (None: the MSBN default)."""
-    if choice is None:
-        return NORM_PRESETS["modality"]
-    if isinstance(choice, NormSpec):
-        return choice
-    if isinstance(choice, str):
-        if choice not in NORM_PRESETS:
-            raise ValueError(f"unknown norm preset {choice!r}; allowed: {', '.join(NORM_PRESETS)} or "
-                             "{statistics: modality|joint|chunk, affine: modality|shared}")
-        return NORM_PRESETS[choice]
-    return NormSpec.model_validate(choice)
+__all__ = ["NORM_PRESETS", "ModalityBatchNorm", "ModalityInstanceNorm", "ModalityNorm", "NormChoice", "NormSpec",
+           "convert_batchnorm", "norm_spec", "replace_submodule"]
 
 
 class ModalityNorm(nn.Module):

@@ -15,13 +15,14 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .config import ModelConfig
-    from .norm import NormSpec
+    from .normspec import NormSpec
 
 
 class ModelTask:
     name: ClassVar[str] = ""
     output_field: ClassVar[str]  # the ModelConfig field the dataset fills: num_classes or out_channels
     pretrained: ClassVar[bool]  # whether its encoder can load ImageNet weights
+    batch_norm: ClassVar[bool] = True  # its shared networks normalise with BatchNorm (False: InstanceNorm)
 
     def encoder(self, config: ModelConfig, in_channels: int, num_modalities: int, norm: NormSpec,
                 require_norm: bool) -> nn.Module:
@@ -82,6 +83,7 @@ class TranslationModels(ModelTask):
 
     output_field = "out_channels"
     pretrained = False
+    batch_norm = False
 
     def encoder(self, config, in_channels, num_modalities, norm, require_norm):
         from .translation.unet import UNetEncoder

@@ -182,8 +182,9 @@ class TableConfig(Strict):
     rows: dict[str, str] = Field(min_length=1, description="experiment name -> row label, in display order")
     baselines: list[str] = Field(default_factory=list, description="rows the significance test compares against")
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the Welch t-test mark")
-    note: str | None = Field(None, description="what the table's rows isolate, printed under it in the results "
-                             "README (no numbers: those come from the table)")
+    note: list[str] = Field(default_factory=list, description="what the table's rows isolate, printed under it in "
+                            "the results README, one short line per item (joined with spaces; kept short so `dvc exp "
+                            "run -S` rewrites params.yaml line for line); no numbers: those come from the table")
 
     @field_validator("kind")
     @classmethod

@@ -88,7 +88,7 @@ def write_report(params: Params, suite: str) -> Path:
         frame = build_table(table, groups)
         lines += [f"## {table.title}", "", render(frame, "md").split("\n", 2)[2].strip(), ""]
         if table.note:
-            lines += [" ".join(table.note.split()), ""]
+            lines += [" ".join(table.note), ""]
         lines += [f"Files: [`tables/{table.name}.md`](tables/{table.name}.md), `.csv`, `.tex`.", ""]
         for plot in sorted((results / "plots" / "summary").glob(f"*-{table.name}.png")):
             lines += [f"![{plot.stem}]({_relative(plot, results)})", ""]

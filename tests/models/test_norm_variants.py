@@ -124,7 +124,7 @@ def test_methods_resolve_their_default_norm_and_refuse_what_they_cannot_run() ->
     assert tiny_config("shared_bn", norm=spec).norm == NormSpec(**spec)
     with pytest.raises(ValidationError, match="Use method msbn"):
         tiny_config("shared_bn", norm="modality")
-    with pytest.raises(ValidationError, match="translation U-Net uses InstanceNorms"):
+    with pytest.raises(ValidationError, match="translation models normalise with InstanceNorms"):
         tiny_config("msbn", task="translation", norm={"statistics": "joint", "affine": "modality"})
     with pytest.raises(ValidationError, match="norm"):
         tiny_config("msbn", norm="sharde")
