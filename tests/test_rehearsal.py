@@ -3,6 +3,8 @@ few keys the rehearsal names, on stand-in data; and the stages that make that da
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ import yaml
 
 from asymfusion.benchmark.config import ConfigError, load_params, resolve_run
 from asymfusion.benchmark.pipeline.stages import build_pipeline
+from asymfusion.benchmark.tasks import get_task
+from tests.dvc_helpers import Clone
 from tests.engine_helpers import REPO
 
 # What the rehearsal may change in a run's resolved configuration; everything else must equal the paper run's.
@@ -101,3 +105,45 @@ def test_only_rehearses_the_named_experiments(tmp_path: Path) -> None:
     stages = build_pipeline(params)["stages"]
     assert "standins-cityscapes" not in stages and "standins-weights-xception65" not in stages
 
+
+
+# One experiment per dataset and task, the cheapest of each (same backbone, recipe and data path as its siblings).
+REDUCED = ["paper-nyudv2-msbn", "paper-cityscapes-msbn", "paper-shade-depth-msbn"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_reduced_rehearsal_runs_the_real_stage_graph_on_stand_in_files_in_every_real_format(tmp_path: Path) -> None:
+    """`dvc repro report-rehearsal` with `rehearsal.only`: stand-in files at the real sizes through fetch --stand-in
+    and prepare, each experiment's exact recipe for one step per stage, evaluation at full resolution, tables and
+    README - the paper suite's code path end to end, in a temporary clone."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["rehearsal"].update(only=REDUCED, batch_size=1)  # the recipe's batches: minutes per step on 2 cores
+    clone = Clone(tmp_path / "repo", raw)
+    ran = clone.ran(clone.dvc("repro", "report-rehearsal"))
+    twins = ["rehearsal-" + n.removeprefix("paper-") for n in REDUCED]
+    for source in ("nyudv2", "cityscapes", "taskonomy"):
+        assert {f"standins-{source}", f"fetch-rehearsal-{source}", f"prepare-rehearsal-{source}"} <= ran, ran
+    for twin in twins:
+        assert {f"train-{twin}", f"evaluate-{twin}"} <= ran, ran
+    assert not any(s.startswith(("train-quick", "train-paper", "train-smoke", "prepare-synthetic")) for s in ran), ran
+    assert clone.changed() == set(), "a finished rehearsal must leave nothing to do"
+
+    results = clone.root / "results" / "rehearsal"
+    params = load_params(clone.root / "params.yaml")
+    for twin in twins:
+        metrics = json.loads((results / "metrics" / f"{twin}-s0.json").read_text())
+        protocol, cfg = metrics["protocol"], resolve_run(params, f"{twin}-s0")
+        assert protocol["data"].startswith("STAND-IN"), protocol["data"]
+        assert protocol["pretrained"].startswith("ImageNet weights from data/rehearsal/weights/"), protocol
+        assert protocol["batch"] == {"per_device": 1, "devices": 1, "effective": 1}
+        assert protocol["samples"] == 2
+        # segmentation at the full resolution of the real frames; translation at CEN's 256 (val resize of 512)
+        real_size = {"nyudv2": [480, 640], "cityscapes": [1024, 2048], "taskonomy": [256, 256]}[cfg.dataset.source]
+        assert protocol["input_size"] == real_size, (twin, protocol["input_size"])
+        main = metrics["metrics"]["ensemble"][get_task(cfg.dataset.task).main_metric]
+        assert isinstance(main, float) and math.isfinite(main), (twin, main)
+    readme = (results / "README.md").read_text()
+    assert "REHEARSAL" in readme and "STAND-IN" in readme
+    for table in (results / "tables").glob("*.md"):
+        assert "Protocol:" in table.read_text() and "STAND-IN" in table.read_text(), table

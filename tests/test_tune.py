@@ -282,3 +282,17 @@ def test_each_finished_trial_prints_its_rank_out_of_n_and_the_best_so_far() -> N
                    n_trials=2, callbacks=[lambda s, t: lines.append(trial_line(s, t, 5))])
     assert lines[0] == "s: trial 1/5 complete (#0, value 10; lr=0.1); best so far: trial 0, 10"
     assert lines[1] == "s: trial 2/5 complete (#1, value 11; lr=0.1); best so far: trial 1, 11"
+
+
+def test_a_set_that_every_trial_replaces_is_named_not_silently_dropped() -> None:
+    from asymfusion.benchmark.tune.cli import _shadowed_sets
+
+    study = TuningConfig.model_validate({"experiment": "quick-asymfusion", "epochs": 4, "space": {
+        "optimiser.lr_encoder": LR}})
+    notes = _shadowed_sets(["train.epochs=2", "optimiser.lr_encoder=0.1", "optimiser.lr_decoder=0.1"], study,
+                           "tuning.quick.asymfusion")
+    assert len(notes) == 2
+    assert "each trial trains tuning.quick.asymfusion.epochs = 4 epochs" in notes[0]
+    assert "optimiser.lr_encoder is searched (tuning.quick.asymfusion.space)" in notes[1]
+    unbudgeted = study.model_copy(update={"epochs": None})
+    assert _shadowed_sets(["train.epochs=2"], unbudgeted, "tuning.quick.asymfusion") == []

@@ -18,7 +18,9 @@ storage; a file lock makes the workers of one machine stop at exactly N finished
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 
 def _positive(text: str) -> int:
@@ -68,6 +70,22 @@ def add_tune_parser(verbs: argparse._SubParsersAction) -> None:
 
 
 
+def _shadowed_sets(sets: list[str], study: Any, where: str) -> list[str]:
+    """Notes for --set keys that a trial replaces: the study's own epochs and its searched keys. The edit still
+    reaches the base experiment (what --retrain trains), so it is not an error, but a user must not think the
+    trials ran with it."""
+    notes = []
+    for item in sets:
+        key = item.split("=", 1)[0].strip()
+        if key == "train.epochs" and study.epochs is not None:
+            notes.append(f"note: --set {item}: each trial trains {where}.epochs = {study.epochs} epochs; the edit "
+                         "reaches only the base experiment (what --retrain trains)")
+        elif key in study.space:
+            notes.append(f"note: --set {item}: {key} is searched ({where}.space), so every trial samples its own "
+                         "value; the edit reaches only the base experiment (what --retrain trains)")
+    return notes
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from asymfusion.benchmark.config import load_params
     from asymfusion.benchmark.tune.study import run_tuning
@@ -85,6 +103,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         params = load_params(args.params, overrides)
+        for line in _shadowed_sets(args.set, study, f"tuning.{args.suite}.{args.method}"):
+            print(line, file=sys.stderr)
     summary = run_tuning(params, args.suite, args.method, trials=args.trials, storage=args.storage,
                          workers=args.workers, study_name=args.study_name,
                          out=Path(args.out) if args.out else None, progress=not args.no_progress,
