@@ -121,3 +121,17 @@ def test_fid_and_kid_are_not_computed_on_fewer_than_two_images_and_say_why(tmp_p
     metrics, note = _distribution_metrics(cfg, ["ensemble"], 1, extractor=None)
     assert metrics is None and note == {"computed": False,
                                         "reason": "FID/KID need at least 2 validation images; the split has 1"}
+
+
+def test_stand_in_weights_are_never_called_imagenet_weights(tmp_path: Path, synthetic_data_dir: Path) -> None:
+    from asymfusion.benchmark.engine.protocol import pretraining
+    from asymfusion.datasets.standins import mark_stand_in
+
+    cfg = resolve_run(load_params(micro_params(tmp_path, synthetic_data_dir, ["msbn"], epochs=1)), "micro-msbn-s0")
+    real, standin = tmp_path / "real" / "resnet.pth", tmp_path / "standin" / "resnet.pth"
+    mark_stand_in(standin.parent, "pretrained weights (random init)")
+    real.parent.mkdir()
+    for file, expected in ((real, f"ImageNet weights from {real}"),
+                           (standin, f"STAND-IN weights (random init, not ImageNet) from {standin}")):
+        model = cfg.model.model_copy(update={"pretrained": True, "pretrained_file": str(file)})
+        assert pretraining(cfg.model_copy(update={"model": model})) == expected

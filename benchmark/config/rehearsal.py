@@ -35,8 +35,8 @@ class RehearsalConfig(Strict):
     steps_per_epoch: int = Field(1, ge=1, le=100, description="training steps per epoch")
     epochs_per_stage: int = Field(1, ge=1, le=10, description="epochs per optimiser stage (multistage schedules)")
     epochs: int = Field(2, ge=1, le=10, description="epochs of the other schedules")
-    val_images: int = Field(2, ge=1, le=100, description="validation images of every stand-in dataset (FID/KID "
-                            "need 2)")
+    val_images: int = Field(2, ge=1, le=100, description="validation images of every stand-in dataset (at least 2 "
+                            "where the task scores FID/KID, which need two)")
     device: Literal["cpu", "cuda"] = Field("cpu", description="cuda on a GPU box: AMP as each recipe sets it")
     only: list[str] | None = Field(None, min_length=1, description="rehearse only these experiments of the "
                                    "rehearsed suite (default: all)")

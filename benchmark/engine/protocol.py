@@ -18,6 +18,12 @@ def pretraining(cfg: RunConfig) -> str:
     if not getattr(cfg.model, "pretrained", False):
         return "none (random init)"
     if cfg.model.pretrained_file:
+        from pathlib import Path
+
+        from asymfusion.datasets.standins import MARKER
+
+        if (Path(cfg.model.pretrained_file).parent / MARKER).is_file():  # `asymfusion standins weights`
+            return f"STAND-IN weights (random init, not ImageNet) from {cfg.model.pretrained_file}"
         return f"ImageNet weights from {cfg.model.pretrained_file}"
     from timm.models import get_pretrained_cfg
 

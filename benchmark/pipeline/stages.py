@@ -57,14 +57,17 @@ def rehearsal_stages(params: Params) -> dict[str, dict[str, Any]]:
     rehearsal = {n: e for n, e in params.experiments.items() if e.suite == config.suite}
     stages: dict[str, dict[str, Any]] = {}
     batch: dict[str, int] = {}
+    n_val: dict[str, int] = {}
     for exp in rehearsal.values():
-        source = params.datasets[exp.data.dataset].source
-        if source in FETCHABLE:
-            batch[source] = max(batch.get(source, 1), exp.data.batch_size * config.steps_per_epoch)
+        dataset = params.datasets[exp.data.dataset]
+        if dataset.source in FETCHABLE:
+            batch[dataset.source] = max(batch.get(dataset.source, 1), exp.data.batch_size * config.steps_per_epoch)
+            # FID/KID need two images: a one-image rehearsal would skip their code path
+            n_val[dataset.source] = max(config.val_images, 2 if get_task(dataset.task).distribution_metrics else 1)
     for source, n_train in sorted(batch.items()):
         standins = f"{root}/standins/{source}"
         stages[f"standins-{source}"] = {
-            "cmd": f"asymfusion standins {source} --out {standins} --n-train {n_train} --n-val {config.val_images}",
+            "cmd": f"asymfusion standins {source} --out {standins} --n-train {n_train} --n-val {n_val[source]}",
             "deps": [], "outs": [standins]}
         stages[f"fetch-{config.suite}-{source}"] = {
             "cmd": f"asymfusion fetch {source} --stand-in {standins} --data-dir {root} --no-progress",
