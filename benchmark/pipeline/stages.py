@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from asymfusion.benchmark.config import Params, list_runs
-from asymfusion.benchmark.config.rehearsal import PREFIX as REHEARSAL_PREFIX, weights_file
+from asymfusion.benchmark.config.rehearsal import PREFIX as REHEARSAL_PREFIX, scaled_size, weights_file
 from asymfusion.benchmark.perf.select import select_experiments, suite_settings
 from asymfusion.benchmark.tasks import get_task
 from asymfusion.datasets.files import atomic_write
@@ -66,8 +66,14 @@ def rehearsal_stages(params: Params) -> dict[str, dict[str, Any]]:
             n_val[dataset.source] = max(config.val_images, 2 if get_task(dataset.task).distribution_metrics else 1)
     for source, n_train in sorted(batch.items()):
         standins = f"{root}/standins/{source}"
+        size = ""
+        if source in config.image_scale:
+            from asymfusion.datasets.standins import REAL_SIZES
+
+            w, h = (scaled_size(side, config.image_scale[source]) for side in REAL_SIZES[source])
+            size = f" --size {w}x{h}"
         stages[f"standins-{source}"] = {
-            "cmd": f"asymfusion standins {source} --out {standins} --n-train {n_train} --n-val {n_val[source]}",
+            "cmd": f"asymfusion standins {source} --out {standins}{size} --n-train {n_train} --n-val {n_val[source]}",
             "deps": [], "outs": [standins]}
         stages[f"fetch-{config.suite}-{source}"] = {
             "cmd": f"asymfusion fetch {source} --stand-in {standins} --data-dir {root} --no-progress",
