@@ -89,7 +89,10 @@ def test_the_postgresql_gate_lock_excludes_a_worker_on_another_connection(postgr
 def test_two_machines_tune_one_postgresql_study_and_a_killed_one_loses_no_trial(tmp_path: Path, postgres_url: str,
                                                                                 synthetic_data_dir: Path) -> None:
     trials = 4
-    params = tune_params(tmp_path, synthetic_data_dir, epochs=4, trials=trials, pruner={"name": "none"})
+    # A long grace period: under load a live worker's heartbeats can lag by seconds, and a 2-s grace would fail its
+    # trials; the killed worker's trial is failed at once anyway (same host, its process is gone).
+    params = tune_params(tmp_path, synthetic_data_dir, epochs=4, trials=trials, pruner={"name": "none"},
+                         heartbeat={"interval": 1, "grace_period": 60})
     url = postgres_url.replace("postgres@", "postgres:SECRET@")  # trust authentication ignores it; so must outputs
     # Each "machine" runs the README's command with its own output folder: only the database orders them.
     procs, logs = [], []
