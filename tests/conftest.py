@@ -78,3 +78,9 @@ def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("data")
     render_dataset(data / "synthetic", size=32, n_train=8, n_val=5, views_per_scene=2, seed=0, progress=False)
     return data
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `heavy` (minutes each) first, the rest in their order: started last, one of them would keep a
+    worker busy minutes after the other had run out of tests."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)

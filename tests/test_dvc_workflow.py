@@ -35,6 +35,7 @@ def _stages_of(experiment: str) -> set[str]:
     return {f"train-{experiment}", f"evaluate-{experiment}"}
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_smoke_suite_follows_edits_through_dvc_and_a_remote(tmp_path: Path) -> None:

@@ -123,6 +123,7 @@ def test_image_scale_shrinks_stand_ins_and_recipe_sizes_of_the_named_sources_onl
 REDUCED = ["paper-nyudv2-asymfusion", "paper-cityscapes-asymfusion", "paper-shade-depth-asymfusion"]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_a_reduced_rehearsal_runs_the_real_stage_graph_on_stand_in_files_in_every_real_format(tmp_path: Path) -> None:
