@@ -110,18 +110,21 @@ def _committed_reference(run: str) -> tuple[dict, dict]:
 def test_a_fresh_process_reproduces_the_committed_quick_results(tmp_path: Path) -> None:
     """What a fresh-clone `make quick` computes, checked on one epoch of one run per task (a test of all of
     results/quick would take the quick suite's time). Bit-for-bit equality holds between machines whose CPU kernels
-    are the same: the same torch and the same instruction set (oneDNN picks kernels per ISA)."""
+    are the same: the same torch, instruction set and CPU model (oneDNN picks kernels per ISA and per
+    microarchitecture: an AVX-512 Intel Xeon and an AVX-512 AMD EPYC differ in the translation loss's 5th digit)."""
     import yaml
 
     from asymfusion.datasets.synthetic import render_dataset
+    from asymfusion.benchmark.engine.runtime import cpu_model
 
-    capability = torch.backends.cpu.get_cpu_capability()
+    here = (torch.__version__, torch.backends.cpu.get_cpu_capability(), cpu_model())
     for run in COMMITTED_RUNS:
         env = _committed_reference(run)[0]["environment"]
-        if env.get("torch") != torch.__version__ or env.get("cpu_capability") != capability:
-            pytest.skip(f"results/quick/metrics/{run}.json was computed with torch {env.get('torch')} on a "
-                        f"{env.get('cpu_capability')} CPU; this is torch {torch.__version__} on {capability}: the "
-                        f"last digits differ by design")
+        then = (env.get("torch"), env.get("cpu_capability"), env.get("cpu"))
+        if then != here:
+            pytest.skip(f"results/quick/metrics/{run}.json was computed with torch {then[0]} on a {then[1]} "
+                        f"{then[2]}; this is torch {here[0]} on a {here[1]} {here[2]}: the last digits differ by "
+                        f"design")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["paths"] = {"data": str(tmp_path / "data"), "checkpoints": str(tmp_path / "checkpoints")}
     params["suites"]["quick"]["results"] = str(tmp_path / "results")

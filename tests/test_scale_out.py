@@ -125,7 +125,8 @@ def test_two_machines_tune_one_postgresql_study_and_a_killed_one_loses_no_trial(
     assert len(complete) == trials, [(t.number, t.state) for t in final]
     assert all(complete.get(n) == v for n, v in completed_before.items()), "a completed trial was lost or changed"
     killed = [t for t in final if t.state == TrialState.FAIL]
-    assert [t.user_attrs["worker_pid"] for t in killed] == [victim.pid]
+    assert [t.user_attrs["worker_pid"] for t in killed] == [victim.pid], (
+        [(t.number, t.state, t.user_attrs, t.system_attrs) for t in final], logs[1].read_text()[-3000:])
     assert not [t for t in final if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert "4 of 4 trials finished" in logs[1].read_text()
     exported = yaml.safe_load((tmp_path / "machine-b" / "best_params.yaml").read_text())
