@@ -207,6 +207,30 @@ def test_a_dead_local_worker_is_failed_and_requeued_on_a_journal_storage(tmp_pat
     assert trials[1].params == trials[0].params and trials[1].system_attrs["failed_trial"] == 0
 
 
+def test_a_dead_workers_trial_failed_meanwhile_by_another_process_is_requeued_once(tmp_path: Path) -> None:
+    from asymfusion.benchmark.tune.storage import recover_dead_trials
+
+    spec = TuningConfig.model_validate({"space": {"x": {"type": "float", "low": 0, "high": 1}}})
+    location = str(tmp_path / "study.journal")
+    study = optuna.create_study(study_name="s", storage=open_storage(location, spec))
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial.set_user_attr("worker_host", socket.gethostname())
+    trial.set_user_attr("worker_pid", dead.pid)
+    running_view = study.get_trials(deepcopy=True, states=(TrialState.RUNNING,))
+    retry = retry_callback(3)
+    other = optuna.load_study(study_name="s", storage=open_storage(location, spec))
+    other.tell(trial.number, state=TrialState.FAIL)  # another machine's heartbeat check, after our read
+    retry(other, other.get_trials()[trial.number])
+    real_get_trials = study.get_trials
+    study.get_trials = lambda deepcopy=True, states=None: (running_view if states == (TrialState.RUNNING,)
+                                                          else real_get_trials(deepcopy=deepcopy, states=states))
+    assert recover_dead_trials(study, retry) == []
+    trials = optuna.load_study(study_name="s", storage=open_storage(location, spec)).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+
 def test_two_workers_on_one_journal_complete_n_trials_without_loss_or_duplicates(
         tmp_path: Path, synthetic_data_dir: Path) -> None:
     params = tune_params(tmp_path, synthetic_data_dir, epochs=4, trials=4, pruner={"name": "none"})
@@ -267,7 +291,8 @@ def test_a_worker_killed_mid_trial_does_not_fail_a_study_its_peer_finished(tmp_p
     assert proc.wait(timeout=300) == 0, (tmp_path / "tune.log").read_text()
     trials = load(str(journal))
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
-    killed = [t for t in trials if t.user_attrs.get("worker_pid") == victim and t.state == TrialState.FAIL]
+    killed = [t for t in trials if t.user_attrs.get("worker_pid") == victim and t.state == TrialState.FAIL
+              and "error" not in t.user_attrs]  # not a diverged learning rate (NonFiniteLoss)
     assert len(killed) == 1, [(t.number, t.state, t.user_attrs.get("worker_pid")) for t in trials]
     assert "killed by SIGKILL" in (tmp_path / "tune.log").read_text()
 
@@ -282,6 +307,25 @@ def test_each_finished_trial_prints_its_rank_out_of_n_and_the_best_so_far() -> N
                    n_trials=2, callbacks=[lambda s, t: lines.append(trial_line(s, t, 5))])
     assert lines[0] == "s: trial 1/5 complete (#0, value 10; lr=0.1); best so far: trial 0, 10"
     assert lines[1] == "s: trial 2/5 complete (#1, value 11; lr=0.1); best so far: trial 1, 11"
+
+
+def test_a_failed_trial_prints_that_it_is_not_counted_toward_n() -> None:
+    from asymfusion.benchmark.tune.study import trial_line
+
+    optuna.logging.set_verbosity(optuna.logging.CRITICAL)
+    study = optuna.create_study(study_name="s", direction="maximize")
+    lines = []
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 0.1, 0.1)
+        if trial.number == 1:
+            raise FloatingPointError("diverged")
+        return lr
+
+    study.optimize(objective, n_trials=3, catch=(FloatingPointError,),
+                   callbacks=[lambda s, t: lines.append(trial_line(s, t, 5))])
+    assert lines[1] == "s: trial #1 failed, not counted (1/5 so far; lr=0.1); best so far: trial 0, 0.1"
+    assert lines[2].startswith("s: trial 2/5 complete (#2, value 0.1;")
 
 
 def test_a_set_that_every_trial_replaces_is_named_not_silently_dropped() -> None:

@@ -224,13 +224,17 @@ def _alive(pid: Any) -> bool:
 
 def recover_dead_trials(study: Any, retry: Any) -> list[int]:
     """Fail (and re-queue) RUNNING trials whose worker ran on this host and no longer exists."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     host, failed = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         if attrs.get("worker_host") == host and not _alive(attrs.get("worker_pid")):
-            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            try:
+                study.tell(trial.number, state=TrialState.FAIL)
+            except (ValueError, UpdateFinishedTrialError):
+                continue  # finished since it was read (its heartbeat check failed and re-queued it): one copy only
             retry(study, study.get_trials(deepcopy=True)[trial.number])
             failed.append(trial.number)
             print(f"trial {trial.number}: its worker (pid {attrs['worker_pid']}) is gone; failed and re-queued",

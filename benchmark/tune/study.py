@@ -189,18 +189,22 @@ def run_worker(job: Job) -> None:
 
 
 def trial_line(study: Any, frozen: Any, n_trials: int) -> str:
-    """`study: trial 3/8 complete, value 35.2 (lr_decoder=0.02, ...); best so far: trial 1, 36.0`."""
+    """`study: trial 3/8 complete, value 35.2 (lr_decoder=0.02, ...); best so far: trial 1, 36.0`. The rank counts
+    what the study's N counts (complete and pruned trials); a failed trial is named as not counted."""
     import optuna
 
-    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    TrialState = optuna.trial.TrialState
+    counted = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     value = f", value {frozen.value:.4g}" if frozen.value is not None else ""
     params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in frozen.params.items())
-    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     best = ""
-    if complete:
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         top = study.best_trial
         best = f"; best so far: trial {top.number}, {top.value:.4g}"
-    return (f"{study.study_name}: trial {finished}/{n_trials} {frozen.state.name.lower()} (#{frozen.number}"
+    if frozen.state == TrialState.FAIL:
+        return (f"{study.study_name}: trial #{frozen.number} failed, not counted ({counted}/{n_trials} so far; "
+                f"{params}){best}")
+    return (f"{study.study_name}: trial {counted}/{n_trials} {frozen.state.name.lower()} (#{frozen.number}"
             f"{value}; {params}){best}")
 
 
