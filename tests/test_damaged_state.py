@@ -78,6 +78,8 @@ def test_dvc_stages_restart_from_a_damaged_checkpoint_without_asking(trained) ->
 def test_evaluating_a_damaged_best_checkpoint_names_it_and_both_ways_out(trained) -> None:
     _, cfg = trained
     best = cfg.checkpoint_dir / ckpt.BEST
+    state = ckpt.load(best)
+    ckpt.save_epoch(state | {"epoch": state["epoch"] + 1}, cfg.checkpoint_dir, improved=False)  # a later last.pt
     _damage(best, "truncated")
     with pytest.raises(DamagedCheckpoint) as err:
         evaluate_run(cfg)
@@ -86,6 +88,16 @@ def test_evaluating_a_damaged_best_checkpoint_names_it_and_both_ways_out(trained
     assert exit_code(err.value) == 1
     assert not (cfg.results_dir / "metrics" / f"{cfg.run}.json").exists()
     assert evaluate_run(cfg, checkpoint=ckpt.LAST)["checkpoint"]  # the other checkpoint still works
+
+
+def test_a_damaged_best_that_is_also_the_last_offers_only_a_retrain(trained) -> None:
+    _, cfg = trained  # one epoch: best.pt and last.pt are one file
+    best = cfg.checkpoint_dir / ckpt.BEST
+    _damage(best, "truncated")
+    with pytest.raises(DamagedCheckpoint) as err:
+        evaluate_run(cfg)
+    message = str(err.value)
+    assert "--restart" in message and "last.pt is the same file" in message and "--checkpoint last" not in message
 
 
 def test_a_killed_checkpoint_write_leaves_no_temporary_after_the_next_start(trained) -> None:
@@ -130,3 +142,27 @@ def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(trained, 
     with pytest.raises(DamagedCheckpoint, match=str(last)):
         train_run(cfg, progress=False)
     assert not marker.exists()
+
+
+def test_a_best_epoch_shares_one_file_with_last_and_keeps_its_weights_when_last_moves_on(tmp_path: Path) -> None:
+    first, second = ({"model": {"w": torch.full((4,), float(e))}, "epoch": e} for e in (1, 2))
+    ckpt.save_epoch(first, tmp_path, improved=True)
+    last, best = tmp_path / ckpt.LAST, tmp_path / ckpt.BEST
+    assert os.path.samefile(last, best), "a best epoch is written once"
+    ckpt.save_epoch(second, tmp_path, improved=False)
+    assert not os.path.samefile(last, best)
+    assert ckpt.load(best)["epoch"] == 1 and ckpt.load(last)["epoch"] == 2
+    assert torch.equal(ckpt.load(best)["model"]["w"], torch.full((4,), 1.0))
+    ckpt.save_epoch(first | {"epoch": 3}, tmp_path, improved=True)
+    assert os.path.samefile(last, best) and ckpt.load(best)["epoch"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.BEST, ckpt.LAST], "no temporary is left"
+
+
+def test_without_hard_links_the_best_epoch_is_a_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(*args: object) -> None:
+        raise OSError("hard links not supported")
+
+    monkeypatch.setattr(ckpt.os, "link", no_links)
+    ckpt.save_epoch({"model": {"w": torch.ones(2)}, "epoch": 1}, tmp_path, improved=True)
+    assert ckpt.load(tmp_path / ckpt.BEST)["epoch"] == 1
+    assert not os.path.samefile(tmp_path / ckpt.LAST, tmp_path / ckpt.BEST)

@@ -9,6 +9,7 @@ uses `torch.load(weights_only=True)`: a checkpoint can never execute code.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,9 @@ from typing import Any
 import torch
 
 from asymfusion.benchmark.errors import DamagedCheckpoint, ResumeMismatch
-from asymfusion.datasets.files import atomic_write, remove_stale_temporaries
+from asymfusion.datasets.files import TEMPORARY_SUFFIX, atomic_write, remove_stale_temporaries
 
-__all__ = ["DamagedCheckpoint", "ResumeMismatch", "find_resumable", "load", "save_atomic"]
+__all__ = ["DamagedCheckpoint", "ResumeMismatch", "find_resumable", "load", "save_atomic", "save_epoch"]
 
 log = logging.getLogger("asymfusion.train")
 
@@ -28,6 +29,24 @@ BEST = "best.pt"
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp), fsync=True)
+
+
+def save_epoch(state: dict[str, Any], directory: Path, improved: bool) -> None:
+    """Write `last.pt`; where the epoch is the best so far, `best.pt` is a hard link to the same file (one copy on
+    disk: a paper checkpoint with its optimiser is up to 1 GB). Each save replaces the name, never the file, so a
+    `best.pt` linked earlier keeps its epoch when `last.pt` moves on. A filesystem without hard links gets a copy."""
+    last, best = directory / LAST, directory / BEST
+    save_atomic(state, last)
+    if not improved:
+        return
+    staged = best.with_name(f".{BEST}.{os.getpid()}{TEMPORARY_SUFFIX}")  # swept like save_atomic's after a kill
+    staged.unlink(missing_ok=True)
+    try:
+        os.link(last, staged)
+    except OSError:  # no hard links here (some network and FAT filesystems)
+        save_atomic(state, best)
+        return
+    os.replace(staged, best)
 
 
 def load(path: Path, fix: str = "rerun the training with --restart (it moves the damaged file aside)") -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -171,8 +172,13 @@ def evaluate_run(cfg: RunConfig, *, extractor: nn.Module | None = None, checkpoi
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: train the run first (`asymfusion train {cfg.run}`)")
     other = "last" if checkpoint == ckpt.BEST else "best"
-    state = ckpt.load(path, fix=f"retrain with `asymfusion train {cfg.run} --restart` (moves the checkpoints aside), "
-                                f"or evaluate the other one (`--checkpoint {other}`)")
+    other_path = cfg.checkpoint_dir / f"{other}.pt"
+    restart = f"retrain with `asymfusion train {cfg.run} --restart` (moves the checkpoints aside)"
+    if other_path.is_file() and os.path.samefile(path, other_path):  # the best epoch was the last: one file
+        fix = f"{restart}; {other_path.name} is the same file (the best epoch was the last), damaged with it"
+    else:
+        fix = f"{restart}, or evaluate the other one (`--checkpoint {other}`)"
+    state = ckpt.load(path, fix=fix)
     if state.get("params_hash") != cfg.train_hash():
         raise ckpt.ResumeMismatch(f"{path} was trained with a different configuration (params hash "
                                   f"{state['params_hash']} != {cfg.train_hash()}); retrain the run")

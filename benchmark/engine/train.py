@@ -266,9 +266,7 @@ def train_run(cfg: RunConfig, *, restart: bool = False, progress: bool = True, o
             }
             if critic is not None:
                 state.update(critic.state_dict())
-            if improved:
-                ckpt.save_atomic(state, cfg.checkpoint_dir / ckpt.BEST)
-            ckpt.save_atomic(state, cfg.checkpoint_dir / ckpt.LAST)
+            ckpt.save_epoch(state, cfg.checkpoint_dir, improved)
             write_history(cfg, history)
         if on_epoch_end is not None:
             on_epoch_end(row)
