@@ -214,3 +214,10 @@ def test_tables_mark_not_applicable_apart_from_not_measured_and_show_holm_p(metr
     assert "Holm-adjusted over the table's 2 tests" in text
     robustness = TableConfig(name="r", title="R", kind="robustness", rows={"exp-a": "A"})
     assert "Welch" not in render(build_table(robustness, records), "md")  # no p column, no p footnote
+
+
+def test_a_one_seed_table_says_so_instead_of_a_std_and_a_test_over_zero_p_values(metrics_dir: Path) -> None:
+    records = {name: runs[:1] for name, runs in load_records(metrics_dir).items()}
+    text = render(build_table(TABLE, records), "md")
+    assert "One seed per row (no std, no test)" in text
+    assert "Mean ± std over" not in text and "Holm-adjusted" not in text

@@ -230,10 +230,12 @@ def render(frame: pd.DataFrame, fmt: Literal["md", "tex"]) -> str:
                                            " †" if p < frame.attrs["alpha"] else ""))
         lines.append(cells)
     seeds = sorted({int(n) for n in frame["seeds"]})
-    note = (f"Mean ± std over {'/'.join(map(str, seeds))} seeds; best in bold; ↑ higher is better, ↓ lower is better. "
+    spread = (f"Mean ± std over {'/'.join(map(str, seeds))} seeds" if seeds != [1]
+              else "One seed per row (no std, no test)")
+    note = (f"{spread}; best in bold; ↑ higher is better, ↓ lower is better. "
             "n/a: not applicable (e.g. a per-branch score of a method without branches); n/m: not measured.")
-    if p_col:
-        n_tests = int(frame["p (Holm)"].notna().sum())
+    n_tests = int(frame["p (Holm)"].notna().sum()) if p_col else 0
+    if n_tests:
         note += (f" p: two-sided Welch t-test of {frame.attrs['main']} against the best baseline "
                  f"({frame.attrs['baseline']}); p (Holm): Holm-adjusted over the table's {n_tests} tests (with few "
                  f"seeds a single raw p < {frame.attrs['alpha']} is weak evidence); † p < {frame.attrs['alpha']}.")
